@@ -1,0 +1,37 @@
+# rr_router/Makefile
+#
+# Built with PGXS against the PostgreSQL found by $(PG_CONFIG).
+#
+#   make && make install            build and install (install needs root)
+#   make installcheck               pg_regress on a throwaway instance that
+#                                   preloads the library, then the TAP tests
+#                                   in test/t (real primary and replicas);
+#                                   must run as an ordinary user
+
+MODULE_big = rr_router
+OBJS = \
+	src/rr_router.o \
+	src/shmem.o \
+	src/worker.o \
+	src/redo_hook.o \
+	src/wait.o \
+	src/commit_lsn.o \
+	src/views.o
+
+EXTENSION = rr_router
+DATA = rr_router--1.0.sql
+PGFILEDESC = "rr_router - safe reads from streaming-replication replicas"
+
+REGRESS = setup wait_for_lsn commit_lsn views grants
+REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
+	--temp-instance=$(CURDIR)/tmp_check
+
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,93 @@
+/*-------------------------------------------------------------------------
+ *
+ * commit_lsn.c
+ *	  Causality tokens: rr_last_commit_lsn() and the ParameterStatus
+ *	  "rr_router.last_commit_lsn".
+ *
+ * When a transaction that wrote a commit record commits, a transaction
+ * callback remembers the end of that record (XactLastCommitEnd).  That
+ * position is the token: a replica that has replayed up to it shows the
+ * transaction.  With rr_router.report_commit_lsn on, the callback also sends
+ * it to the client as a ParameterStatus message, which arrives with the
+ * command's own results, so the client has its token without asking.
+ *
+ * NOTES
+ *	  Backend-local state only; no shared memory or locks.
+ *
+ * Copyright (c) 2026, rr_router developers
+ *
+ * IDENTIFICATION
+ *	  src/commit_lsn.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "fmgr.h"
+#include "libpq/pqformat.h"
+#include "tcop/tcopprot.h"
+#include "utils/pg_lsn.h"
+
+#include "commit_lsn.h"
+#include "rr_router.h"
+
+/* End of this session's last commit record; Invalid until there is one. */
+static XLogRecPtr last_commit_lsn = InvalidXLogRecPtr;
+
+PG_FUNCTION_INFO_V1(rr_last_commit_lsn);
+
+/* Send the token to the client as a ParameterStatus message. */
+static void
+report_commit_lsn(XLogRecPtr lsn)
+{
+	StringInfoData msg;
+	char		value[64];
+
+	snprintf(value, sizeof(value), "%X/%X", LSN_FORMAT_ARGS(lsn));
+	pq_beginmessage(&msg, 'S');
+	pq_sendstring(&msg, RR_COMMIT_LSN_PARAMETER);
+	pq_sendstring(&msg, value);
+	pq_endmessage(&msg);
+}
+
+/* Remember (and maybe report) the commit record a commit just wrote. */
+static void
+commit_callback(XactEvent event, void *arg)
+{
+	if (event != XACT_EVENT_COMMIT)
+		return;
+
+	/* XactLastCommitEnd moves only when a commit record is written. */
+	if (XactLastCommitEnd == InvalidXLogRecPtr ||
+		XactLastCommitEnd == last_commit_lsn)
+		return;
+
+	last_commit_lsn = XactLastCommitEnd;
+	if (rr_report_commit_lsn && whereToSendOutput == DestRemote)
+		report_commit_lsn(last_commit_lsn);
+}
+
+/* Register the transaction callback; called from _PG_init. */
+void
+rr_install_commit_callback(void)
+{
+	RegisterXactCallback(commit_callback, NULL);
+}
+
+/*
+ * rr_last_commit_lsn() -> pg_lsn
+ *
+ * End LSN of the commit record of this session's last transaction that
+ * wrote one; NULL if none yet.
+ */
+Datum
+rr_last_commit_lsn(PG_FUNCTION_ARGS)
+{
+	rr_check_loaded();
+
+	if (last_commit_lsn == InvalidXLogRecPtr)
+		PG_RETURN_NULL();
+	PG_RETURN_LSN(last_commit_lsn);
+}

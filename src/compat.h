@@ -1,0 +1,54 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *	  Every PostgreSQL version difference rr_router cares about, in one place.
+ *
+ * The rest of the code is written against PostgreSQL 15 and uses only the
+ * names defined here where a later (or earlier) release spells things
+ * differently.
+ *
+ * Copyright (c) 2026, rr_router developers
+ *
+ * IDENTIFICATION
+ *	  src/compat.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RR_COMPAT_H
+#define RR_COMPAT_H
+
+#include "postgres.h"
+
+#include "access/twophase.h"
+#include "funcapi.h"
+#include "storage/proc.h"
+
+#if PG_VERSION_NUM < 150000
+#error "rr_router requires PostgreSQL 15 or later"
+#endif
+
+/*
+ * A backend's index into the PGPROC array, used to give every process its
+ * own waiter slot.  PostgreSQL 17 renamed pgprocno to a global.
+ */
+#if PG_VERSION_NUM >= 170000
+#define RR_MY_PROC_NUMBER		MyProcNumber
+#define RR_PROC_BY_NUMBER(n)	GetPGProcByNumber(n)
+#else
+#define RR_MY_PROC_NUMBER		(MyProc->pgprocno)
+#define RR_PROC_BY_NUMBER(n)	(&ProcGlobal->allProcs[(n)])
+#endif
+
+/* Number of PGPROC entries, hence of possible waiter slots. */
+#define RR_TOTAL_PROCS() \
+	add_size(add_size(MaxBackends, NUM_AUXILIARY_PROCS), max_prepared_xacts)
+
+/* The materialized-SRF helper was renamed during the 15 cycle. */
+#ifndef MAT_SRF_USE_EXPECTED_DESC
+#define InitMaterializedSRF(fcinfo, flags)	SetSingleFuncCall(fcinfo, flags)
+#endif
+
+/* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */
+#define RR_WAIT_EVENT	PG_WAIT_EXTENSION
+
+#endif							/* RR_COMPAT_H */

@@ -1,0 +1,68 @@
+/*-------------------------------------------------------------------------
+ *
+ * redo_hook.c
+ *	  Learn, in the startup process, the moment each WAL record is replayed.
+ *
+ * PostgreSQL 15 has no hook in its redo loop, and the walreceiver and
+ * walsender are only told about WAL that arrives, not WAL that is applied.
+ * But the resource-manager table through which the startup process applies
+ * every record became writable in 15 (for custom resource managers).  At
+ * preload time, in the postmaster, we wrap the redo routine of every
+ * built-in resource manager: the wrapper calls the original and then tells
+ * wait.c that replay has reached the end of that record.  The startup
+ * process inherits the patched table when it is forked.
+ *
+ * Nothing is written to WAL and no record format changes: a replica with
+ * rr_router replays WAL from a primary without it, and the reverse.
+ *
+ * NOTES
+ *	  The wrapper runs once per replayed record, so its common path is one
+ *	  atomic store, a memory barrier and one atomic load (see wait.c); the
+ *	  waiter lock is taken only when a waiter's target has been reached.
+ *	  By the time the original redo routine returns, the record's effects
+ *	  are visible to new snapshots (a commit record has updated the commit
+ *	  log and the known-assigned xids), although the core's own replay
+ *	  position is advanced only after we return; wait.c therefore trusts
+ *	  the larger of the two.
+ *
+ * Copyright (c) 2026, rr_router developers
+ *
+ * IDENTIFICATION
+ *	  src/redo_hook.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/rmgr.h"
+#include "access/xlog_internal.h"
+#include "access/xlogreader.h"
+
+#include "redo_hook.h"
+#include "wait.h"
+
+/* The original redo routines of the built-in resource managers. */
+static void (*original_redo[RM_MAX_BUILTIN_ID + 1]) (XLogReaderState *record);
+
+/* Replay 'record' with its own routine, then report how far replay got. */
+static void
+rr_redo(XLogReaderState *record)
+{
+	original_redo[XLogRecGetRmid(record)] (record);
+	rr_note_replayed(record->EndRecPtr);
+}
+
+/* Wrap every built-in redo routine; called once, from _PG_init. */
+void
+rr_install_redo_hook(void)
+{
+	for (int rmid = 0; rmid <= RM_MAX_BUILTIN_ID; rmid++)
+	{
+		if (RmgrTable[rmid].rm_name == NULL ||
+			RmgrTable[rmid].rm_redo == NULL ||
+			RmgrTable[rmid].rm_redo == rr_redo)
+			continue;
+		original_redo[rmid] = RmgrTable[rmid].rm_redo;
+		RmgrTable[rmid].rm_redo = rr_redo;
+	}
+}

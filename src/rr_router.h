@@ -1,0 +1,30 @@
+/*-------------------------------------------------------------------------
+ *
+ * rr_router.h
+ *	  Settings and entry points shared by rr_router's source files.
+ *
+ * Copyright (c) 2026, rr_router developers
+ *
+ * IDENTIFICATION
+ *	  src/rr_router.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RR_ROUTER_H
+#define RR_ROUTER_H
+
+#include "postgres.h"
+
+/* Settings (GUCs), defined in rr_router.c; times are in milliseconds. */
+extern bool rr_replica_reads;
+extern int	rr_wait_timeout;
+extern int	rr_max_staleness;
+extern int	rr_sample_interval;
+extern int	rr_heartbeat_interval;
+extern int	rr_history_size;
+extern bool rr_report_commit_lsn;
+
+/* Raises the "not preloaded" error unless shared memory is attached. */
+extern void rr_check_loaded(void);
+
+#endif							/* RR_ROUTER_H */

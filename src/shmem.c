@@ -1,0 +1,111 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Allocation and initialisation of rr_router's shared memory.
+ *
+ * NOTES
+ *	  RRShared is created once by the postmaster (shmem_startup_hook) and
+ *	  inherited by every child.  Three kinds of protection are used, chosen
+ *	  by how hot each field is:
+ *
+ *	  - 'mutex' (spinlock) guards the worker's sample and the wait counters.
+ *	    The worker writes the sample once per sample interval; backends copy
+ *	    it out in a few instructions, so the SQL functions that read it
+ *	    (rr_status, later rr_staleness) never block on an LWLock or do I/O.
+ *
+ *	  - 'lock' (LWLock, tranche "rr_router") guards the waiter queue and
+ *	    every RRWaiter slot.  Waiters take it in exclusive mode to enter and
+ *	    leave the queue; wakers (startup process, worker) take it exclusive
+ *	    to pop the waiters whose target has been replayed, and set their
+ *	    latches only after releasing it; rr_waiters takes it shared to copy
+ *	    the queue.
+ *
+ *	  - atomics: 'replayed_lsn' has one writer, the startup process, and
+ *	    'min_waited_lsn' is only written under 'lock'; both are read without
+ *	    a lock.  'replica_reads' is written by the worker only.
+ *
+ * Copyright (c) 2026, rr_router developers
+ *
+ * IDENTIFICATION
+ *	  src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+
+#include "compat.h"
+#include "rr_router.h"
+#include "shmem.h"
+#include "wait.h"
+
+RRShared   *rr_shared = NULL;
+
+/* Bytes of shared memory RRShared needs. */
+static Size
+rr_shmem_size(void)
+{
+	Size		size;
+
+	size = offsetof(RRShared, slots);
+	size = add_size(size, mul_size(RR_TOTAL_PROCS(), sizeof(RRWaiter)));
+	return MAXALIGN(size);
+}
+
+/* Ask the postmaster for our memory and LWLock (shmem_request_hook). */
+void
+rr_shmem_request(void)
+{
+	RequestAddinShmemSpace(rr_shmem_size());
+	RequestNamedLWLockTranche("rr_router", 1);
+}
+
+/* Create or attach to RRShared (shmem_startup_hook). */
+void
+rr_shmem_startup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+
+	rr_shared = ShmemInitStruct("rr_router", rr_shmem_size(), &found);
+	if (!found)
+	{
+		int			nslots = RR_TOTAL_PROCS();
+
+		memset(rr_shared, 0, rr_shmem_size());
+		SpinLockInit(&rr_shared->mutex);
+		rr_shared->sample.receiver_state = -1;
+		pg_atomic_init_u32(&rr_shared->replica_reads, rr_replica_reads ? 1 : 0);
+		pg_atomic_init_u64(&rr_shared->replayed_lsn, InvalidXLogRecPtr);
+		pg_atomic_init_u64(&rr_shared->min_waited_lsn, PG_UINT64_MAX);
+		rr_shared->lock = &(GetNamedLWLockTranche("rr_router"))->lock;
+		rr_wait_queue_init(&rr_shared->waiters);
+		rr_shared->nslots = nslots;
+	}
+
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Copy the worker's latest sample (and its pid) under the spinlock. */
+void
+rr_read_sample(RRSample *sample, int *worker_pid)
+{
+	SpinLockAcquire(&rr_shared->mutex);
+	*sample = rr_shared->sample;
+	if (worker_pid)
+		*worker_pid = rr_shared->worker_pid;
+	SpinLockRelease(&rr_shared->mutex);
+}
+
+/* Copy the wait counters under the spinlock. */
+void
+rr_read_counters(RRWaitCounters *counters)
+{
+	SpinLockAcquire(&rr_shared->mutex);
+	*counters = rr_shared->counters;
+	SpinLockRelease(&rr_shared->mutex);
+}

@@ -1,0 +1,465 @@
+/*-------------------------------------------------------------------------
+ *
+ * wait.c
+ *	  rr_wait_for_lsn(): wait on a replica until WAL replay has passed a
+ *	  causality token, woken the moment it does.
+ *
+ * A waiting backend enters a queue in shared memory ordered by target LSN
+ * and sleeps on its latch.  Whoever learns that replay has advanced -- the
+ * startup process after every record (redo_hook.c), and the worker at every
+ * sample as a safety net -- pops the waiters whose target has been reached
+ * and sets their latches.  Nobody polls.
+ *
+ * NOTES
+ *	  Locking follows PostgreSQL 19's xlogwait.c.  The queue and the RRWaiter
+ *	  slots are protected by RRShared.lock.  A backend only ever touches its
+ *	  own slot (indexed by its PGPROC number) and does so under the lock; a
+ *	  waker may clear another backend's 'in_queue' while popping it, also
+ *	  under the lock, which is why removal is idempotent.  Wakers collect the
+ *	  latches to set under the lock and set them after releasing it, in
+ *	  batches, so the startup process never holds the lock while signalling.
+ *
+ *	  Lost wake-ups are prevented by ordering: a waiter publishes its target
+ *	  (queue insert, then min_waited_lsn, released by the LWLock) and only
+ *	  then reads the replay position; the startup process publishes the
+ *	  replay position (replayed_lsn), issues a full barrier, and only then
+ *	  reads min_waited_lsn.  At least one of them sees the other's write.
+ *
+ *	  A waiting session must not hold back replay for everyone else.  A
+ *	  backend's xmin makes the startup process wait (up to
+ *	  max_standby_streaming_delay) before replaying cleanup of rows it could
+ *	  see.  When rr_wait_for_lsn() is its statement's only work, that
+ *	  statement's snapshot will not read anything once we return, so we drop
+ *	  the backend's xmin for the duration of the wait; called any other way
+ *	  it refuses to sleep.
+ *
+ * Copyright (c) 2026, rr_router developers
+ *
+ * IDENTIFICATION
+ *	  src/wait.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "access/xlogrecovery.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/plannodes.h"
+#include "pgstat.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/pquery.h"
+#include "utils/pg_lsn.h"
+#include "utils/portal.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "rr_router.h"
+#include "shmem.h"
+#include "wait.h"
+
+/* Longest single sleep: a backstop, never the wake-up mechanism. */
+#define RR_MAX_SLEEP_MS			1000
+
+/* Latches collected under the lock before setting them. */
+#define RR_WAKE_BATCH			16
+
+/* How a call to rr_wait_for_lsn() ended, for the counters. */
+typedef enum RRWaitOutcome
+{
+	RR_WAIT_IMMEDIATE,
+	RR_WAIT_WOKEN,
+	RR_WAIT_TIMED_OUT,
+	RR_WAIT_CANCELLED
+} RRWaitOutcome;
+
+/* What the waiter found when it looked at the world. */
+typedef enum RRWaitState
+{
+	RR_STATE_WAITING,
+	RR_STATE_REACHED,
+	RR_STATE_REFUSED,			/* kill switch off */
+	RR_STATE_PROMOTED,			/* recovery ended before the target */
+	RR_STATE_EXPIRED
+} RRWaitState;
+
+/* Start of the wait in progress, for the error-cleanup callback. */
+static TimestampTz wait_started_at;
+
+PG_FUNCTION_INFO_V1(rr_wait_for_lsn);
+
+/* Pairing-heap order: the smallest target first. */
+static int
+waiter_cmp(const pairingheap_node *a, const pairingheap_node *b, void *arg)
+{
+	const RRWaiter *wa = pairingheap_const_container(RRWaiter, node, a);
+	const RRWaiter *wb = pairingheap_const_container(RRWaiter, node, b);
+
+	if (wa->target < wb->target)
+		return 1;
+	if (wa->target > wb->target)
+		return -1;
+	return 0;
+}
+
+/* Initialise the (shared) waiter queue; called once by the postmaster. */
+void
+rr_wait_queue_init(pairingheap *heap)
+{
+	heap->ph_compare = waiter_cmp;
+	heap->ph_arg = NULL;
+	heap->ph_root = NULL;
+}
+
+/* Recompute min_waited_lsn; caller holds the lock exclusively. */
+static void
+update_min_waited_lsn(void)
+{
+	uint64		min = PG_UINT64_MAX;
+
+	if (!pairingheap_is_empty(&rr_shared->waiters))
+		min = pairingheap_container(RRWaiter, node,
+									pairingheap_first(&rr_shared->waiters))->target;
+	pg_atomic_write_u64(&rr_shared->min_waited_lsn, min);
+}
+
+/* Put this backend in the queue unless it is there already. */
+static void
+queue_insert(XLogRecPtr target, TimestampTz since, TimestampTz deadline)
+{
+	RRWaiter   *w = &rr_shared->slots[RR_MY_PROC_NUMBER];
+
+	LWLockAcquire(rr_shared->lock, LW_EXCLUSIVE);
+	if (!w->in_queue)
+	{
+		w->target = target;
+		w->pid = MyProcPid;
+		w->since = since;
+		w->deadline = deadline;
+		pairingheap_add(&rr_shared->waiters, &w->node);
+		w->in_queue = true;
+		update_min_waited_lsn();
+	}
+	LWLockRelease(rr_shared->lock);
+}
+
+/* Take this backend out of the queue if a waker has not done so already. */
+static void
+queue_remove(void)
+{
+	RRWaiter   *w = &rr_shared->slots[RR_MY_PROC_NUMBER];
+
+	LWLockAcquire(rr_shared->lock, LW_EXCLUSIVE);
+	if (w->in_queue)
+	{
+		pairingheap_remove(&rr_shared->waiters, &w->node);
+		w->in_queue = false;
+		update_min_waited_lsn();
+	}
+	LWLockRelease(rr_shared->lock);
+}
+
+/* Pop the waiters 'replayed' satisfies (all with 'all') and set latches. */
+void
+rr_wake_waiters(XLogRecPtr replayed, bool all)
+{
+	bool		more;
+
+	do
+	{
+		int			procnos[RR_WAKE_BATCH];
+		int			n = 0;
+
+		LWLockAcquire(rr_shared->lock, LW_EXCLUSIVE);
+		while (n < RR_WAKE_BATCH && !pairingheap_is_empty(&rr_shared->waiters))
+		{
+			RRWaiter   *w = pairingheap_container(RRWaiter, node,
+												  pairingheap_first(&rr_shared->waiters));
+
+			if (!all && w->target > replayed)
+				break;
+			(void) pairingheap_remove_first(&rr_shared->waiters);
+			w->in_queue = false;
+			procnos[n++] = w - rr_shared->slots;
+		}
+		update_min_waited_lsn();
+		more = (n == RR_WAKE_BATCH);
+		LWLockRelease(rr_shared->lock);
+
+		for (int i = 0; i < n; i++)
+			SetLatch(&RR_PROC_BY_NUMBER(procnos[i])->procLatch);
+	} while (more);
+}
+
+/* Startup process: record replay of a record ending at 'end', wake waiters. */
+void
+rr_note_replayed(XLogRecPtr end)
+{
+	if (rr_shared == NULL)
+		return;
+
+	pg_atomic_write_u64(&rr_shared->replayed_lsn, end);
+	pg_memory_barrier();
+	if (end >= pg_atomic_read_u64(&rr_shared->min_waited_lsn))
+		rr_wake_waiters(end, false);
+}
+
+/* The furthest replay position known: the redo hook's or the core's. */
+XLogRecPtr
+rr_replayed_upto(void)
+{
+	XLogRecPtr	hooked = pg_atomic_read_u64(&rr_shared->replayed_lsn);
+	XLogRecPtr	core = GetXLogReplayRecPtr(NULL);
+
+	return Max(hooked, core);
+}
+
+/*
+ * Move a target that points just past a page header back to the page
+ * boundary: no record ends inside a header, so WAL replayed up to the
+ * boundary satisfies it.  pg_current_wal_insert_lsn() returns such
+ * positions; waiting for them literally would stall until the next record.
+ */
+XLogRecPtr
+rr_normalize_target(XLogRecPtr target)
+{
+	if (target >= SizeOfXLogLongPHD &&
+		XLogSegmentOffset(target, wal_segment_size) == SizeOfXLogLongPHD)
+		return target - SizeOfXLogLongPHD;
+	if (target >= SizeOfXLogShortPHD &&
+		target % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return target - SizeOfXLogShortPHD;
+	return target;
+}
+
+/* Add one call's outcome and duration to the shared counters. */
+static void
+count_wait(RRWaitOutcome outcome, TimestampTz started)
+{
+	int64		elapsed = GetCurrentTimestamp() - started;
+	RRWaitCounters *c = &rr_shared->counters;
+
+	if (elapsed < 0)
+		elapsed = 0;
+
+	SpinLockAcquire(&rr_shared->mutex);
+	c->waits++;
+	switch (outcome)
+	{
+		case RR_WAIT_IMMEDIATE:
+			c->waits_immediate++;
+			break;
+		case RR_WAIT_WOKEN:
+			c->waits_woken++;
+			break;
+		case RR_WAIT_TIMED_OUT:
+			c->waits_timed_out++;
+			break;
+		case RR_WAIT_CANCELLED:
+			c->waits_cancelled++;
+			break;
+	}
+	c->wait_time_total += elapsed;
+	if (elapsed > c->wait_time_max)
+		c->wait_time_max = elapsed;
+	SpinLockRelease(&rr_shared->mutex);
+}
+
+/* Leave the queue and count the wait as cancelled (error or exit path). */
+static void
+wait_cleanup(int code, Datum arg)
+{
+	queue_remove();
+	count_wait(RR_WAIT_CANCELLED, wait_started_at);
+}
+
+/*
+ * Is this call the whole of its statement, so that the statement's snapshot
+ * reads nothing after we return?  True for "SELECT rr_wait_for_lsn(...)"
+ * and "SELECT * FROM rr_wait_for_lsn(...)" run as a portal of their own
+ * (simple or extended protocol, PREPARE/EXECUTE, a cursor), whatever their
+ * arguments compute: arguments are evaluated before the call.
+ */
+static bool
+call_is_whole_statement(FunctionCallInfo fcinfo)
+{
+	Node	   *expr = fcinfo->flinfo ? fcinfo->flinfo->fn_expr : NULL;
+	PlannedStmt *stmt;
+	Plan	   *plan;
+
+	if (expr == NULL || ActivePortal == NULL ||
+		list_length(ActivePortal->stmts) != 1)
+		return false;
+
+	stmt = linitial_node(PlannedStmt, ActivePortal->stmts);
+	if (stmt->commandType != CMD_SELECT)
+		return false;
+
+	plan = stmt->planTree;
+	if (plan == NULL || plan->lefttree != NULL || plan->righttree != NULL)
+		return false;
+
+	if (IsA(plan, Result))
+		return list_length(plan->targetlist) == 1 &&
+			(Node *) linitial_node(TargetEntry, plan->targetlist)->expr == expr;
+
+	if (IsA(plan, FunctionScan) && plan->qual == NIL && plan->initPlan == NIL)
+	{
+		FunctionScan *fscan = (FunctionScan *) plan;
+		ListCell   *lc;
+
+		if (list_length(fscan->functions) != 1 ||
+			((RangeTblFunction *) linitial(fscan->functions))->funcexpr != expr)
+			return false;
+		foreach(lc, plan->targetlist)
+		{
+			if (!IsA(lfirst_node(TargetEntry, lc)->expr, Var))
+				return false;
+		}
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Stop this backend's snapshots from holding back replay while it waits, or
+ * raise an error if that cannot be done safely.
+ */
+static void
+release_snapshot_xmin(FunctionCallInfo fcinfo)
+{
+	InvalidateCatalogSnapshot();
+
+	if (!call_is_whole_statement(fcinfo) || !ThereAreNoPriorRegisteredSnapshots())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("rr_wait_for_lsn() must be called as a statement of its own to wait"),
+				 errdetail("Waiting inside a larger query, a function or a transaction with open cursors would hold a snapshot that can stall WAL replay on this replica."),
+				 errhint("Run \"SELECT rr_wait_for_lsn(...)\" by itself before the statements that read.")));
+
+	/*
+	 * The statement's own snapshot stays registered until it ends, but it
+	 * will not be used to read again; with no other snapshot alive, nothing
+	 * this backend can still read depends on rows replay may now remove.
+	 * The next snapshot taken sets xmin afresh.
+	 */
+	MyProc->xmin = InvalidTransactionId;
+}
+
+/* Where the waiter stands now. */
+static RRWaitState
+wait_state(XLogRecPtr target, TimestampTz deadline)
+{
+	if (!RecoveryInProgress())
+		return rr_replayed_upto() >= target ? RR_STATE_REACHED : RR_STATE_PROMOTED;
+	if (pg_atomic_read_u32(&rr_shared->replica_reads) == 0)
+		return RR_STATE_REFUSED;
+	if (rr_replayed_upto() >= target)
+		return RR_STATE_REACHED;
+	if (GetCurrentTimestamp() >= deadline)
+		return RR_STATE_EXPIRED;
+	return RR_STATE_WAITING;
+}
+
+/*
+ * rr_wait_for_lsn(target pg_lsn, timeout_ms integer DEFAULT NULL) -> boolean
+ *
+ * True once this replica has replayed WAL up to 'target' (at once on a
+ * primary); false if the timeout elapses first or the kill switch is off.
+ */
+Datum
+rr_wait_for_lsn(PG_FUNCTION_ARGS)
+{
+	XLogRecPtr	target;
+	int			timeout_ms;
+	TimestampTz started;
+	TimestampTz deadline;
+	volatile RRWaitState state;
+	volatile bool slept = false;
+
+	rr_check_loaded();
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	target = rr_normalize_target(PG_GETARG_LSN(0));
+
+	if (PG_ARGISNULL(1))
+		timeout_ms = rr_wait_timeout;
+	else
+	{
+		timeout_ms = PG_GETARG_INT32(1);
+		if (timeout_ms < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("timeout must not be negative"),
+					 errdetail("timeout_ms was %d.", timeout_ms),
+					 errhint("Pass 0 to check without waiting, or NULL to use \"rr_router.wait_timeout\".")));
+	}
+
+	if (IsolationUsesXactSnapshot() && FirstSnapshotSet)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("rr_wait_for_lsn() cannot make newly replayed data visible to this transaction"),
+				 errdetail("A REPEATABLE READ or SERIALIZABLE transaction keeps the snapshot it has already taken."),
+				 errhint("Call rr_wait_for_lsn() before BEGIN, then start the transaction.")));
+
+	started = GetCurrentTimestamp();
+	deadline = TimestampTzPlusMilliseconds(started, timeout_ms);
+
+	state = wait_state(target, deadline);
+	if (state == RR_STATE_WAITING)
+	{
+		release_snapshot_xmin(fcinfo);
+
+		wait_started_at = started;
+		PG_ENSURE_ERROR_CLEANUP(wait_cleanup, (Datum) 0);
+		{
+			for (;;)
+			{
+				long		sleep_ms;
+
+				queue_insert(target, started, deadline);
+				state = wait_state(target, deadline);
+				if (state != RR_STATE_WAITING)
+					break;
+
+				sleep_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
+														   deadline);
+				(void) WaitLatch(MyLatch,
+								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 Min(sleep_ms, RR_MAX_SLEEP_MS),
+								 RR_WAIT_EVENT);
+				ResetLatch(MyLatch);
+				slept = true;
+				CHECK_FOR_INTERRUPTS();
+			}
+		}
+		PG_END_ENSURE_ERROR_CLEANUP(wait_cleanup, (Datum) 0);
+		queue_remove();
+	}
+
+	if (state == RR_STATE_PROMOTED)
+	{
+		count_wait(RR_WAIT_CANCELLED, started);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("recovery ended before replaying target LSN %X/%X",
+						LSN_FORMAT_ARGS(target)),
+				 errdetail("This server was promoted; the last replayed LSN is %X/%X.",
+						   LSN_FORMAT_ARGS(rr_replayed_upto())),
+				 errhint("Read from the new primary.")));
+	}
+
+	if (state == RR_STATE_EXPIRED)
+		count_wait(RR_WAIT_TIMED_OUT, started);
+	else
+		count_wait(slept ? RR_WAIT_WOKEN : RR_WAIT_IMMEDIATE, started);
+
+	PG_RETURN_BOOL(state == RR_STATE_REACHED);
+}
