@@ -352,12 +352,20 @@ release_snapshot_xmin(FunctionCallInfo fcinfo)
 	MyProc->xmin = InvalidTransactionId;
 }
 
-/* Where the waiter stands now. */
+/*
+ * Where the waiter stands now.  A server that is not in recovery has every
+ * target visible -- unless it was a replica when this call began, in which
+ * case only what was replayed before promotion counts.
+ */
 static RRWaitState
-wait_state(XLogRecPtr target, TimestampTz deadline)
+wait_state(XLogRecPtr target, TimestampTz deadline, bool began_in_recovery)
 {
 	if (!RecoveryInProgress())
-		return rr_replayed_upto() >= target ? RR_STATE_REACHED : RR_STATE_PROMOTED;
+	{
+		if (!began_in_recovery || rr_replayed_upto() >= target)
+			return RR_STATE_REACHED;
+		return RR_STATE_PROMOTED;
+	}
 	if (pg_atomic_read_u32(&rr_shared->replica_reads) == 0)
 		return RR_STATE_REFUSED;
 	if (rr_replayed_upto() >= target)
@@ -412,7 +420,7 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 	started = GetCurrentTimestamp();
 	deadline = TimestampTzPlusMilliseconds(started, timeout_ms);
 
-	state = wait_state(target, deadline);
+	state = wait_state(target, deadline, false);
 	if (state == RR_STATE_WAITING)
 	{
 		release_snapshot_xmin(fcinfo);
@@ -425,7 +433,7 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 				long		sleep_ms;
 
 				queue_insert(target, started, deadline);
-				state = wait_state(target, deadline);
+				state = wait_state(target, deadline, true);
 				if (state != RR_STATE_WAITING)
 					break;
 

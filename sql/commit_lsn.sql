@@ -1,0 +1,35 @@
+-- A new session has no token yet.
+SELECT rr_last_commit_lsn();
+
+-- A committed write sets it to the end of its commit record.
+CREATE TABLE commit_lsn_t (i int);
+SELECT rr_last_commit_lsn() IS NOT NULL AS has_token,
+       rr_last_commit_lsn() <= pg_current_wal_lsn() AS not_in_future;
+SELECT rr_last_commit_lsn() AS after_create \gset
+INSERT INTO commit_lsn_t VALUES (1);
+SELECT rr_last_commit_lsn() > :'after_create'::pg_lsn AS advanced;
+SELECT rr_last_commit_lsn() AS after_insert \gset
+
+-- Reads, rolled-back writes and transactions that write nothing leave it.
+SELECT count(*) FROM commit_lsn_t;
+BEGIN;
+INSERT INTO commit_lsn_t VALUES (2);
+ROLLBACK;
+BEGIN;
+COMMIT;
+SELECT rr_last_commit_lsn() = :'after_insert'::pg_lsn AS unchanged;
+
+-- An explicit transaction's token is its own commit record's end.
+BEGIN;
+INSERT INTO commit_lsn_t VALUES (3);
+SELECT pg_current_wal_insert_lsn() AS before_commit \gset
+COMMIT;
+SELECT rr_last_commit_lsn() > :'before_commit'::pg_lsn AS past_its_writes;
+
+-- The reporting switch is a user setting.
+SET rr_router.report_commit_lsn = on;
+INSERT INTO commit_lsn_t VALUES (4);
+SHOW rr_router.report_commit_lsn;
+RESET rr_router.report_commit_lsn;
+
+DROP TABLE commit_lsn_t;

@@ -1,0 +1,40 @@
+-- On a primary every target is already visible: true at once.
+SELECT rr_wait_for_lsn('0/0');
+SELECT rr_wait_for_lsn(pg_current_wal_lsn());
+SELECT rr_wait_for_lsn('FFFFFFFF/FFFFFFFF', 0);
+SELECT rr_wait_for_lsn(pg_current_wal_lsn() + 1000000, 10);
+SELECT * FROM rr_wait_for_lsn('0/1', 1);
+
+-- A NULL timeout means rr_router.wait_timeout; a NULL target gives NULL.
+SELECT rr_wait_for_lsn('0/1', NULL);
+SELECT rr_wait_for_lsn(NULL);
+SELECT rr_wait_for_lsn(NULL, 100) IS NULL AS is_null;
+
+-- Bad input is refused with a clear error.
+SELECT rr_wait_for_lsn('0/1', -1);
+SELECT rr_wait_for_lsn('not an lsn');
+SELECT rr_wait_for_lsn('0/1', 'soon');
+SELECT rr_wait_for_lsn('0/1', 3000000000);
+SET rr_router.wait_timeout = -5;
+SET rr_router.wait_timeout = '1 fortnight';
+SET rr_router.wait_timeout = '250ms';
+SHOW rr_router.wait_timeout;
+RESET rr_router.wait_timeout;
+
+-- Inside a transaction that already has its snapshot, waiting is pointless.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT rr_wait_for_lsn('0/1');
+ROLLBACK;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT 1;
+SELECT rr_wait_for_lsn('0/1');
+ROLLBACK;
+
+-- READ COMMITTED transactions may call it, at their start.
+BEGIN;
+SELECT rr_wait_for_lsn('0/1');
+COMMIT;
+
+-- Every call above that got past its arguments was counted as immediate.
+SELECT waits, waits_immediate, waits_woken, waits_timed_out, waits_cancelled
+  FROM rr_status;
