@@ -16,13 +16,16 @@ OBJS = \
 	src/redo_hook.o \
 	src/wait.o \
 	src/commit_lsn.o \
-	src/views.o
+	src/views.o \
+	src/heartbeat.o \
+	src/staleness.o \
+	src/history.o
 
 EXTENSION = rr_router
 DATA = rr_router--1.0.sql
 PGFILEDESC = "rr_router - safe reads from streaming-replication replicas"
 
-REGRESS = setup wait_for_lsn commit_lsn views grants
+REGRESS = setup wait_for_lsn commit_lsn staleness lag_history views grants
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=$(CURDIR)/tmp_check
 
@@ -35,3 +38,7 @@ PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initi
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: rebuild everything when one changes,
+# or objects disagree about the layout of shared memory.
+$(OBJS): $(wildcard $(srcdir)/src/*.h)

@@ -26,3 +26,19 @@ DROP SCHEMA evil CASCADE;
 
 DROP ROLE rr_app;
 DROP ROLE rr_watcher;
+
+-- rr_reset_stats() is not for PUBLIC; pg_monitor can read the lag views.
+CREATE ROLE rr_app2 LOGIN;
+CREATE ROLE rr_watcher2 LOGIN IN ROLE pg_monitor;
+SET ROLE rr_app2;
+SELECT rr_reset_stats();
+SELECT rr_staleness() AS staleness, rr_is_fresh() AS fresh;
+SELECT count(*) FROM rr_lag_history;
+SELECT count(*) FROM rr_lag_stats;
+RESET ROLE;
+SET ROLE rr_watcher2;
+SELECT period FROM rr_lag_stats ORDER BY period;
+SELECT rr_reset_stats();
+RESET ROLE;
+DROP ROLE rr_app2;
+DROP ROLE rr_watcher2;

@@ -38,17 +38,28 @@
 #include "access/xlog_internal.h"
 #include "access/xlogreader.h"
 
+#include "heartbeat.h"
 #include "redo_hook.h"
+#include "staleness.h"
 #include "wait.h"
 
 /* The original redo routines of the built-in resource managers. */
 static void (*original_redo[RM_MAX_BUILTIN_ID + 1]) (XLogReaderState *record);
 
-/* Replay 'record' with its own routine, then report how far replay got. */
+/*
+ * Replay 'record' with its own routine, then report the primary time it
+ * proves the data current as of (staleness.c) and how far replay got
+ * (wait.c), in that order: a waiter woken for this record must find the
+ * staleness bound already advanced.
+ */
 static void
 rr_redo(XLogReaderState *record)
 {
-	original_redo[XLogRecGetRmid(record)] (record);
+	RmgrId		rmid = XLogRecGetRmid(record);
+
+	original_redo[rmid] (record);
+	if (rmid == RM_XACT_ID || rmid == RM_LOGICALMSG_ID)
+		rr_note_primary_time(rr_record_primary_time(record));
 	rr_note_replayed(record->EndRecPtr);
 }
 

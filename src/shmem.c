@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.c
- *	  Allocation and initialisation of rr_router's shared memory.
+ *	  Allocation and initialisation of rr_router's shared memory (the
+ *	  history ring is history.c's).
  *
  * NOTES
  *	  RRShared is created once by the postmaster (shmem_startup_hook) and
@@ -10,8 +11,8 @@
  *
  *	  - 'mutex' (spinlock) guards the worker's sample and the wait counters.
  *	    The worker writes the sample once per sample interval; backends copy
- *	    it out in a few instructions, so the SQL functions that read it
- *	    (rr_status, later rr_staleness) never block on an LWLock or do I/O.
+ *	    it out in a few instructions, so rr_status never blocks on an LWLock.
+ *	    rr_staleness() and rr_is_fresh() read only atomics.
  *
  *	  - 'lock' (LWLock, tranche "rr_router") guards the waiter queue and
  *	    every RRWaiter slot.  Waiters take it in exclusive mode to enter and
@@ -20,7 +21,8 @@
  *	    latches only after releasing it; rr_waiters takes it shared to copy
  *	    the queue.
  *
- *	  - atomics: 'replayed_lsn' has one writer, the startup process, and
+ *	  - atomics: 'replayed_lsn' and 'as_of' have one writer, the startup
+ *	    process, and
  *	    'min_waited_lsn' is only written under 'lock'; both are read without
  *	    a lock.  'replica_reads' is written by the worker only.
  *
@@ -38,6 +40,7 @@
 #include "storage/shmem.h"
 
 #include "compat.h"
+#include "history.h"
 #include "rr_router.h"
 #include "shmem.h"
 #include "wait.h"
@@ -59,11 +62,11 @@ rr_shmem_size(void)
 void
 rr_shmem_request(void)
 {
-	RequestAddinShmemSpace(rr_shmem_size());
-	RequestNamedLWLockTranche("rr_router", 1);
+	RequestAddinShmemSpace(add_size(rr_shmem_size(), rr_history_shmem_size()));
+	RequestNamedLWLockTranche("rr_router", 2);	/* waiters, history */
 }
 
-/* Create or attach to RRShared (shmem_startup_hook). */
+/* Create or attach to RRShared and the history (shmem_startup_hook). */
 void
 rr_shmem_startup(void)
 {
@@ -82,10 +85,12 @@ rr_shmem_startup(void)
 		pg_atomic_init_u32(&rr_shared->replica_reads, rr_replica_reads ? 1 : 0);
 		pg_atomic_init_u64(&rr_shared->replayed_lsn, InvalidXLogRecPtr);
 		pg_atomic_init_u64(&rr_shared->min_waited_lsn, PG_UINT64_MAX);
+		pg_atomic_init_u64(&rr_shared->as_of, 0);
 		rr_shared->lock = &(GetNamedLWLockTranche("rr_router"))->lock;
 		rr_wait_queue_init(&rr_shared->waiters);
 		rr_shared->nslots = nslots;
 	}
+	rr_history_shmem_init();
 
 	LWLockRelease(AddinShmemInitLock);
 }

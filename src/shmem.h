@@ -34,6 +34,8 @@ typedef struct RRSample
 	XLogRecPtr	primary_lsn;	/* newest primary WAL position known here */
 	int			receiver_state; /* WalRcvState, or -1 on a primary */
 	bool		replay_paused;	/* replica: pause requested or in effect */
+	bool		has_clock_offset;
+	int64		clock_offset;	/* replica: our clock minus the primary's, us */
 } RRSample;
 
 /* Wait statistics; times in microseconds. */
@@ -76,6 +78,13 @@ typedef struct RRShared
 	 * what GetXLogReplayRecPtr() reports.
 	 */
 	pg_atomic_uint64 replayed_lsn;
+
+	/*
+	 * Primary time the data here is current as of: the largest time proven
+	 * by a replayed heartbeat, commit or abort (heartbeat.c); 0 while
+	 * unknown.  Written by the startup process only.
+	 */
+	pg_atomic_uint64 as_of;
 
 	/*
 	 * The smallest target in 'waiters', or PG_UINT64_MAX when it is empty:

@@ -27,6 +27,7 @@
 #include "compat.h"
 #include "rr_router.h"
 #include "shmem.h"
+#include "staleness.h"
 #include "views.h"
 #include "worker.h"
 
@@ -61,6 +62,8 @@ rr_status_data(PG_FUNCTION_ARGS)
 	int			worker_pid;
 	bool		sampled;
 	bool		replica;
+	int64		staleness;
+	TimestampTz as_of;
 	int			i = 0;
 
 	rr_check_loaded();
@@ -94,9 +97,18 @@ rr_status_data(PG_FUNCTION_ARGS)
 							  (int64) (s.primary_lsn - s.replay_lsn) : 0);
 	nulls[i++] = !sampled;
 
-	/* staleness, as_of: not measured yet */
-	nulls[i++] = true;
-	nulls[i++] = true;
+	/* staleness, as_of: measured now, not at the sample */
+	if (rr_current_staleness(GetCurrentTimestamp(), &staleness, &as_of))
+	{
+		values[i++] = interval_from_usecs(staleness);
+		values[i] = TimestampTzGetDatum(as_of);
+		nulls[i++] = as_of == 0;
+	}
+	else
+	{
+		nulls[i++] = true;
+		nulls[i++] = true;
+	}
 
 	/* replay_paused, receiver_state */
 	values[i] = BoolGetDatum(s.replay_paused);
@@ -107,8 +119,9 @@ rr_status_data(PG_FUNCTION_ARGS)
 		nulls[i] = true;
 	i++;
 
-	/* clock_offset: not measured yet */
-	nulls[i++] = true;
+	/* clock_offset */
+	values[i] = interval_from_usecs(s.clock_offset);
+	nulls[i++] = !replica || !s.has_clock_offset;
 
 	/* last_sample_at, worker_pid */
 	values[i] = TimestampTzGetDatum(s.sampled_at);

@@ -6,16 +6,18 @@
  *
  * Every rr_router.sample_interval the worker records the role, timeline,
  * receive and replay positions, the primary's newest known position, the
- * walreceiver's state and whether replay is paused.  It is also the
+ * walreceiver's state, whether replay is paused and the clock offset to the
+ * primary, and appends lag and staleness to the history ring.  On a
+ * primary it writes the WAL heartbeat every rr_router.heartbeat_interval.  It is also the
  * waiters' safety net: it wakes waiters whose target has been replayed (the
  * startup process normally has done so already), wakes every waiter when the
  * kill switch goes off or the server is promoted, and publishes the kill
  * switch on configuration reload.
  *
  * NOTES
- *	  The worker takes RRShared.mutex to publish a sample and
- *	  RRShared.lock (through rr_wake_waiters) to wake waiters; it never
- *	  holds both.  It has no database connection and starts with the
+ *	  The worker takes RRShared.mutex to publish a sample, the history lock
+ *	  to append to the ring and RRShared.lock (through rr_wake_waiters) to
+ *	  wake waiters; it never holds two at once.  It has no database connection and starts with the
  *	  postmaster, so it also runs during recovery.  If it dies, the
  *	  postmaster restarts it after RR_WORKER_RESTART_SECS; waiters do not
  *	  depend on it to be woken.
@@ -43,13 +45,50 @@
 #include "utils/timestamp.h"
 
 #include "compat.h"
+#include "heartbeat.h"
+#include "history.h"
 #include "rr_router.h"
 #include "shmem.h"
+#include "staleness.h"
 #include "wait.h"
 #include "worker.h"
 
 /* Seconds before the postmaster restarts a worker that died. */
 #define RR_WORKER_RESTART_SECS	1
+
+/* Samples over which the smallest clock-offset reading is kept. */
+#define RR_OFFSET_WINDOW		64
+
+/* Recent (receipt - send) readings of the walreceiver, in microseconds. */
+static int64 offset_readings[RR_OFFSET_WINDOW];
+static int	offset_count = 0;
+static TimestampTz offset_last_send = 0;
+
+/*
+ * Estimate our clock minus the primary's from the walreceiver's last
+ * message: receipt time here minus send time there, which is the offset
+ * plus the network delay.  The smallest of recent readings carries the
+ * least delay.  False until a message has arrived.
+ */
+static bool
+estimate_clock_offset(TimestampTz send, TimestampTz receipt, int64 *offset)
+{
+	int			n;
+
+	if (send != 0 && receipt != 0 && send != offset_last_send)
+	{
+		offset_readings[offset_count++ % RR_OFFSET_WINDOW] = receipt - send;
+		offset_last_send = send;
+	}
+	if (offset_count == 0)
+		return false;
+
+	n = Min(offset_count, RR_OFFSET_WINDOW);
+	*offset = offset_readings[0];
+	for (int i = 1; i < n; i++)
+		*offset = Min(*offset, offset_readings[i]);
+	return true;
+}
 
 /* Register the worker with the postmaster; called from _PG_init. */
 void
@@ -102,6 +141,8 @@ take_sample(RRSample *s)
 	{
 		WalRcvData *walrcv = WalRcv;
 		XLogRecPtr	latest_wal_end;
+		TimestampTz send_time;
+		TimestampTz receipt_time;
 
 		s->replay_lsn = GetXLogReplayRecPtr(&s->timeline);
 		s->replay_lsn = Max(s->replay_lsn, rr_replayed_upto());
@@ -111,7 +152,12 @@ take_sample(RRSample *s)
 		s->receiver_state = walrcv->walRcvState;
 		s->receive_lsn = walrcv->flushedUpto;
 		latest_wal_end = walrcv->latestWalEnd;
+		send_time = walrcv->lastMsgSendTime;
+		receipt_time = walrcv->lastMsgReceiptTime;
 		SpinLockRelease(&walrcv->mutex);
+
+		s->has_clock_offset = estimate_clock_offset(send_time, receipt_time,
+													&s->clock_offset);
 
 		s->primary_lsn = Max(latest_wal_end, Max(s->receive_lsn, s->replay_lsn));
 	}
@@ -143,12 +189,37 @@ worker_exit(int code, Datum arg)
 	SpinLockRelease(&rr_shared->mutex);
 }
 
+/* Record a sample in the lag history. */
+static void
+record_history(const RRSample *s)
+{
+	RRHistoryEntry entry;
+	TimestampTz as_of;
+
+	entry.sampled_at = s->sampled_at;
+	entry.replay_lsn = s->in_recovery ? s->replay_lsn : InvalidXLogRecPtr;
+	entry.lag_bytes = s->in_recovery && s->primary_lsn > s->replay_lsn ?
+		(int64) (s->primary_lsn - s->replay_lsn) : 0;
+	if (!rr_current_staleness(s->sampled_at, &entry.staleness, &as_of))
+		entry.staleness = -1;
+	rr_history_add(&entry);
+}
+
+/* Milliseconds from 'now' until 'then', at least 1 unless 'then' has passed. */
+static long
+ms_until(TimestampTz now, TimestampTz then)
+{
+	return then <= now ? 0 : TimestampDifferenceMilliseconds(now, then);
+}
+
 /* Entry point of the background worker. */
 void
 rr_worker_main(Datum main_arg)
 {
 	MemoryContext loop_cxt;
 	bool		was_in_recovery = true;
+	TimestampTz next_sample = 0;
+	TimestampTz next_heartbeat = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
@@ -166,8 +237,9 @@ rr_worker_main(Datum main_arg)
 
 	while (!ShutdownRequestPending)
 	{
-		RRSample	sample;
 		MemoryContext old_cxt;
+		TimestampTz now;
+		long		sleep_ms;
 
 		MemoryContextReset(loop_cxt);
 		old_cxt = MemoryContextSwitchTo(loop_cxt);
@@ -177,25 +249,47 @@ rr_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			publish_replica_reads();
+			next_sample = next_heartbeat = 0;	/* intervals may have changed */
 		}
 
-		take_sample(&sample);
-		SpinLockAcquire(&rr_shared->mutex);
-		rr_shared->sample = sample;
-		SpinLockRelease(&rr_shared->mutex);
+		now = GetCurrentTimestamp();
 
-		if (sample.in_recovery)
-			rr_wake_waiters(sample.replay_lsn, false);
-		else if (was_in_recovery)
-			rr_wake_waiters(InvalidXLogRecPtr, true);	/* promoted */
-		was_in_recovery = sample.in_recovery;
+		/* On a primary, carry the clock to the replicas. */
+		if (rr_heartbeat_interval > 0 && now >= next_heartbeat &&
+			!RecoveryInProgress())
+		{
+			(void) rr_write_heartbeat();
+			next_heartbeat = TimestampTzPlusMilliseconds(now, rr_heartbeat_interval);
+		}
+
+		if (now >= next_sample)
+		{
+			RRSample	sample;
+
+			take_sample(&sample);
+			SpinLockAcquire(&rr_shared->mutex);
+			rr_shared->sample = sample;
+			SpinLockRelease(&rr_shared->mutex);
+			record_history(&sample);
+
+			if (sample.in_recovery)
+				rr_wake_waiters(sample.replay_lsn, false);
+			else if (was_in_recovery)
+				rr_wake_waiters(InvalidXLogRecPtr, true);	/* promoted */
+			was_in_recovery = sample.in_recovery;
+			next_sample = TimestampTzPlusMilliseconds(now, rr_sample_interval);
+		}
 
 		MemoryContextSwitchTo(old_cxt);
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 rr_sample_interval,
-						 RR_WAIT_EVENT);
+		sleep_ms = ms_until(now, next_sample);
+		if (rr_heartbeat_interval > 0 && !was_in_recovery)
+			sleep_ms = Min(sleep_ms, ms_until(now, next_heartbeat));
+		if (sleep_ms > 0)
+			(void) WaitLatch(MyLatch,
+							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms,
+							 RR_WAIT_EVENT);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

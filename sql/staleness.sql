@@ -1,0 +1,19 @@
+-- On a primary the data is never stale.
+SELECT rr_staleness();
+SELECT rr_is_fresh();
+SELECT rr_is_fresh('0');
+SELECT rr_is_fresh(NULL);
+SELECT rr_is_fresh('1 year 2 mons');
+
+-- Bad bounds are refused, on a primary too.
+SELECT rr_is_fresh('-1 ms');
+SELECT rr_is_fresh('1 day -25 hours');
+SELECT rr_is_fresh('-178000000 years');
+SELECT rr_is_fresh('soon');
+SET rr_router.max_staleness = '-1s';
+SET rr_router.max_staleness = '250ms';
+SHOW rr_router.max_staleness;
+RESET rr_router.max_staleness;
+
+-- Huge but valid bounds are fine.
+SELECT rr_is_fresh('178000000 years');
