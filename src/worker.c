@@ -294,5 +294,11 @@ rr_worker_main(Datum main_arg)
 		CHECK_FOR_INTERRUPTS();
 	}
 
-	proc_exit(0);
+	/*
+	 * Exit code 1 asks the postmaster to start us again after
+	 * RR_WORKER_RESTART_SECS (0 would unregister the worker for good), so a
+	 * worker terminated on its own comes back; at server shutdown the
+	 * postmaster starts nothing anyway.
+	 */
+	proc_exit(1);
 }
