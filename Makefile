@@ -19,7 +19,8 @@ OBJS = \
 	src/views.o \
 	src/heartbeat.o \
 	src/staleness.o \
-	src/history.o
+	src/history.o \
+	src/http.o
 
 EXTENSION = rr_router
 DATA = rr_router--1.0.sql

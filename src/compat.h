@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "access/twophase.h"
+#include "pgstat.h"
 #include "funcapi.h"
 #include "storage/proc.h"
 

@@ -48,7 +48,7 @@ typedef struct RRHistory
 static RRHistory *history = NULL;
 
 /* The windows of rr_lag_stats, in minutes. */
-static const int stat_windows[] = {1, 5, 15};
+static const int stat_windows[RR_LAG_STATS_WINDOWS] = {1, 5, 15};
 
 PG_FUNCTION_INFO_V1(rr_lag_history_data);
 PG_FUNCTION_INFO_V1(rr_lag_stats_data);
@@ -162,6 +162,49 @@ percentile(const int64 *sorted, int n, int p)
 	return sorted[Max(rank, 1) - 1];
 }
 
+/* Compute the windows of rr_lag_stats at 'now' from a copy of the ring. */
+void
+rr_lag_stats_compute(TimestampTz now, RRLagStats stats[RR_LAG_STATS_WINDOWS])
+{
+	RRHistoryEntry *entries;
+	int64	   *staleness;
+	int			n;
+
+	n = copy_history(&entries);
+	staleness = palloc(sizeof(int64) * Max(n, 1));
+
+	for (int w = 0; w < RR_LAG_STATS_WINDOWS; w++)
+	{
+		RRLagStats *st = &stats[w];
+		TimestampTz since = now - (int64) stat_windows[w] * USECS_PER_MINUTE;
+		int			samples = 0;
+		int			known = 0;
+
+		memset(st, 0, sizeof(*st));
+		st->minutes = stat_windows[w];
+
+		/* entries are newest first: stop at the first one too old */
+		for (; samples < n && entries[samples].sampled_at >= since; samples++)
+		{
+			st->lag_bytes_max = Max(st->lag_bytes_max, entries[samples].lag_bytes);
+			if (entries[samples].staleness >= 0)
+				staleness[known++] = entries[samples].staleness;
+		}
+		st->samples = samples;
+		if (known == 0)
+			continue;
+
+		qsort(staleness, known, sizeof(int64), cmp_int64);
+		st->has_staleness = true;
+		st->staleness_p50 = percentile(staleness, known, 50);
+		st->staleness_p90 = percentile(staleness, known, 90);
+		st->staleness_p99 = percentile(staleness, known, 99);
+		st->staleness_max = staleness[known - 1];
+	}
+	pfree(staleness);
+	pfree(entries);
+}
+
 /*
  * rr_lag_stats_data() -> one row per window (1, 5, 15 min): samples,
  * staleness p50/p90/p99/max, and the largest lag in bytes.
@@ -170,50 +213,28 @@ Datum
 rr_lag_stats_data(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	RRHistoryEntry *entries;
-	int64	   *staleness;
-	TimestampTz now = GetCurrentTimestamp();
-	int			n;
+	RRLagStats	stats[RR_LAG_STATS_WINDOWS];
 
 	rr_check_loaded();
 	InitMaterializedSRF(fcinfo, 0);
 
-	n = copy_history(&entries);
-	staleness = palloc(sizeof(int64) * Max(n, 1));
-
-	for (int w = 0; w < (int) lengthof(stat_windows); w++)
+	rr_lag_stats_compute(GetCurrentTimestamp(), stats);
+	for (int w = 0; w < RR_LAG_STATS_WINDOWS; w++)
 	{
-		TimestampTz since = now - (int64) stat_windows[w] * USECS_PER_MINUTE;
 		Datum		values[RR_LAG_STATS_COLS];
 		bool		nulls[RR_LAG_STATS_COLS] = {0};
 		Interval   *period = palloc0(sizeof(Interval));
-		int			samples = 0;
-		int			known = 0;
-		int64		lag_max = 0;
 
-		/* entries are newest first: stop at the first one too old */
-		for (; samples < n && entries[samples].sampled_at >= since; samples++)
-		{
-			lag_max = Max(lag_max, entries[samples].lag_bytes);
-			if (entries[samples].staleness >= 0)
-				staleness[known++] = entries[samples].staleness;
-		}
-		qsort(staleness, known, sizeof(int64), cmp_int64);
-
-		period->time = (int64) stat_windows[w] * USECS_PER_MINUTE;
+		period->time = (int64) stats[w].minutes * USECS_PER_MINUTE;
 		values[0] = IntervalPGetDatum(period);
-		values[1] = Int64GetDatum(samples);
-		if (known > 0)
-		{
-			values[2] = usecs_interval(percentile(staleness, known, 50));
-			values[3] = usecs_interval(percentile(staleness, known, 90));
-			values[4] = usecs_interval(percentile(staleness, known, 99));
-			values[5] = usecs_interval(staleness[known - 1]);
-		}
-		else
-			nulls[2] = nulls[3] = nulls[4] = nulls[5] = true;
-		values[6] = Int64GetDatum(lag_max);
-		nulls[6] = samples == 0;
+		values[1] = Int64GetDatum(stats[w].samples);
+		values[2] = usecs_interval(stats[w].staleness_p50);
+		values[3] = usecs_interval(stats[w].staleness_p90);
+		values[4] = usecs_interval(stats[w].staleness_p99);
+		values[5] = usecs_interval(stats[w].staleness_max);
+		nulls[2] = nulls[3] = nulls[4] = nulls[5] = !stats[w].has_staleness;
+		values[6] = Int64GetDatum(stats[w].lag_bytes_max);
+		nulls[6] = stats[w].samples == 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -27,10 +27,29 @@ typedef struct RRHistoryEntry
 	int64		staleness;		/* microseconds; -1 while unknown */
 } RRHistoryEntry;
 
+/* Statistics of one window of rr_lag_stats. */
+typedef struct RRLagStats
+{
+	int			minutes;		/* the window: 1, 5 or 15 */
+	int64		samples;
+	bool		has_staleness;	/* false when no sample knew its staleness */
+	int64		staleness_p50;	/* microseconds */
+	int64		staleness_p90;
+	int64		staleness_p99;
+	int64		staleness_max;
+	int64		lag_bytes_max;
+} RRLagStats;
+
+#define RR_LAG_STATS_WINDOWS 3
+
 extern Size rr_history_shmem_size(void);
 extern void rr_history_shmem_init(void);
 
 /* Worker: append a sample, overwriting the oldest once the ring is full. */
 extern void rr_history_add(const RRHistoryEntry *entry);
+
+/* Compute the RR_LAG_STATS_WINDOWS windows of rr_lag_stats at 'now'. */
+extern void rr_lag_stats_compute(TimestampTz now,
+								 RRLagStats stats[RR_LAG_STATS_WINDOWS]);
 
 #endif							/* RR_HISTORY_H */

@@ -25,6 +25,7 @@
 #include "utils/guc.h"
 
 #include "commit_lsn.h"
+#include "http.h"
 #include "redo_hook.h"
 #include "rr_router.h"
 #include "shmem.h"
@@ -40,6 +41,8 @@ int			rr_sample_interval = 100;
 int			rr_heartbeat_interval = 1000;
 int			rr_history_size = 9000;
 bool		rr_report_commit_lsn = false;
+int			rr_http_port = 0;
+char	   *rr_http_listen_addresses = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -130,6 +133,24 @@ define_settings(void)
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("rr_router.http_port",
+							"Sets the TCP port of the HTTP health and metrics endpoint, from 1 to 65535, or 0 (the default) to serve none.",
+							"The endpoint has no authentication: bind it only to trusted addresses.",
+							&rr_http_port,
+							0, 0, 65535,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("rr_router.http_listen_addresses",
+							   "Sets the comma-separated addresses the HTTP endpoint listens on, \"*\" for all.",
+							   NULL,
+							   &rr_http_listen_addresses,
+							   "127.0.0.1",
+							   PGC_POSTMASTER,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("rr_router");
 }

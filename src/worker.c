@@ -8,7 +8,9 @@
  * receive and replay positions, the primary's newest known position, the
  * walreceiver's state, whether replay is paused and the clock offset to the
  * primary, and appends lag and staleness to the history ring.  On a
- * primary it writes the WAL heartbeat every rr_router.heartbeat_interval.  It is also the
+ * primary it writes the WAL heartbeat every rr_router.heartbeat_interval.
+ * With rr_router.http_port set it also serves the HTTP endpoint (http.c)
+ * while it sleeps.  It is also the
  * waiters' safety net: it wakes waiters whose target has been replayed (the
  * startup process normally has done so already), wakes every waiter when the
  * kill switch goes off or the server is promoted, and publishes the kill
@@ -47,6 +49,7 @@
 #include "compat.h"
 #include "heartbeat.h"
 #include "history.h"
+#include "http.h"
 #include "rr_router.h"
 #include "shmem.h"
 #include "staleness.h"
@@ -231,6 +234,7 @@ rr_worker_main(Datum main_arg)
 	before_shmem_exit(worker_exit, (Datum) 0);
 
 	publish_replica_reads();
+	rr_http_start();
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "rr_router worker loop",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -285,7 +289,9 @@ rr_worker_main(Datum main_arg)
 		sleep_ms = ms_until(now, next_sample);
 		if (rr_heartbeat_interval > 0 && !was_in_recovery)
 			sleep_ms = Min(sleep_ms, ms_until(now, next_heartbeat));
-		if (sleep_ms > 0)
+		if (rr_http_port > 0)
+			rr_http_wait(sleep_ms);
+		else if (sleep_ms > 0)
 			(void) WaitLatch(MyLatch,
 							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 sleep_ms,
