@@ -4,8 +4,9 @@
  *	  Causality tokens: rr_last_commit_lsn() and the ParameterStatus
  *	  "rr_router.last_commit_lsn".
  *
- * When a transaction that wrote a commit record commits, a transaction
- * callback remembers the end of that record (XactLastCommitEnd).  That
+ * When a transaction that has a transaction id (and so writes a commit
+ * record) commits, a transaction callback remembers the end of that record
+ * (XactLastCommitEnd).  That
  * position is the token: a replica that has replayed up to it shows the
  * transaction.  With rr_router.report_commit_lsn on, the callback also sends
  * it to the client as a ParameterStatus message, which arrives with the
@@ -36,6 +37,9 @@
 /* End of this session's last commit record; Invalid until there is one. */
 static XLogRecPtr last_commit_lsn = InvalidXLogRecPtr;
 
+/* Does the transaction now committing have a transaction id? */
+static bool committing_with_xid = false;
+
 PG_FUNCTION_INFO_V1(rr_last_commit_lsn);
 
 /* Send the token to the client as a ParameterStatus message. */
@@ -52,17 +56,25 @@ report_commit_lsn(XLogRecPtr lsn)
 	pq_endmessage(&msg);
 }
 
-/* Remember (and maybe report) the commit record a commit just wrote. */
+/*
+ * Remember (and maybe report) the commit record a commit just wrote.
+ *
+ * Only a transaction with a transaction id writes a commit record.
+ * XactLastCommitEnd alone is not enough to tell: it also advances for
+ * transactions without one that wrote WAL (hint-bit page images, pruning),
+ * and a read-only query must not move the token.
+ */
 static void
 commit_callback(XactEvent event, void *arg)
 {
-	if (event != XACT_EVENT_COMMIT)
+	if (event == XACT_EVENT_PRE_COMMIT)
+	{
+		committing_with_xid = TransactionIdIsValid(GetTopTransactionIdIfAny());
 		return;
-
-	/* XactLastCommitEnd moves only when a commit record is written. */
-	if (XactLastCommitEnd == InvalidXLogRecPtr ||
-		XactLastCommitEnd == last_commit_lsn)
+	}
+	if (event != XACT_EVENT_COMMIT || !committing_with_xid)
 		return;
+	committing_with_xid = false;
 
 	last_commit_lsn = XactLastCommitEnd;
 	if (rr_report_commit_lsn && whereToSendOutput == DestRemote)
