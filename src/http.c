@@ -323,7 +323,7 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 		   "Longest single rr_wait_for_lsn call.", c.wait_time_max / 1000000.0);
 
 	appendStringInfoString(out, "# HELP rr_router_staleness_window_seconds Staleness quantiles over the last period, as in rr_lag_stats.\n"
-						   "# TYPE rr_router_staleness_window_seconds gauge\n");
+						   "# TYPE rr_router_staleness_window_seconds summary\n");
 	for (int w = 0; w < RR_LAG_STATS_WINDOWS; w++)
 	{
 		static const char *q[] = {"0.5", "0.9", "0.99", "1"};
