@@ -64,6 +64,7 @@ rr_status_data(PG_FUNCTION_ARGS)
 	bool		replica;
 	int64		staleness;
 	TimestampTz as_of;
+	TimestampTz now;
 	int			i = 0;
 
 	rr_check_loaded();
@@ -97,12 +98,12 @@ rr_status_data(PG_FUNCTION_ARGS)
 							  (int64) (s.primary_lsn - s.replay_lsn) : 0);
 	nulls[i++] = !sampled;
 
-	/* staleness, as_of: measured now, not at the sample */
-	if (rr_current_staleness(GetCurrentTimestamp(), &staleness, &as_of))
+	/* staleness, as_of: measured now, not at the sample; a primary is current */
+	now = GetCurrentTimestamp();
+	if (rr_current_staleness(now, &staleness, &as_of))
 	{
 		values[i++] = interval_from_usecs(staleness);
-		values[i] = TimestampTzGetDatum(as_of);
-		nulls[i++] = as_of == 0;
+		values[i++] = TimestampTzGetDatum(as_of != 0 ? as_of : now);
 	}
 	else
 	{
