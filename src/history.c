@@ -105,16 +105,6 @@ copy_history(RRHistoryEntry **out)
 	return n;
 }
 
-/* An interval Datum of 'usecs' microseconds. */
-static Datum
-usecs_interval(int64 usecs)
-{
-	Interval   *iv = palloc0(sizeof(Interval));
-
-	iv->time = usecs;
-	return IntervalPGetDatum(iv);
-}
-
 /* rr_lag_history_data() -> the ring, newest first. */
 Datum
 rr_lag_history_data(PG_FUNCTION_ARGS)
@@ -136,7 +126,7 @@ rr_lag_history_data(PG_FUNCTION_ARGS)
 		values[1] = LSNGetDatum(entries[i].replay_lsn);
 		nulls[1] = entries[i].replay_lsn == InvalidXLogRecPtr;
 		values[2] = Int64GetDatum(entries[i].lag_bytes);
-		values[3] = usecs_interval(entries[i].staleness);
+		values[3] = rr_usecs_interval(entries[i].staleness);
 		nulls[3] = entries[i].staleness < 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
@@ -228,10 +218,10 @@ rr_lag_stats_data(PG_FUNCTION_ARGS)
 		period->time = (int64) stats[w].minutes * USECS_PER_MINUTE;
 		values[0] = IntervalPGetDatum(period);
 		values[1] = Int64GetDatum(stats[w].samples);
-		values[2] = usecs_interval(stats[w].staleness_p50);
-		values[3] = usecs_interval(stats[w].staleness_p90);
-		values[4] = usecs_interval(stats[w].staleness_p99);
-		values[5] = usecs_interval(stats[w].staleness_max);
+		values[2] = rr_usecs_interval(stats[w].staleness_p50);
+		values[3] = rr_usecs_interval(stats[w].staleness_p90);
+		values[4] = rr_usecs_interval(stats[w].staleness_p99);
+		values[5] = rr_usecs_interval(stats[w].staleness_max);
 		nulls[2] = nulls[3] = nulls[4] = nulls[5] = !stats[w].has_staleness;
 		values[6] = Int64GetDatum(stats[w].lag_bytes_max);
 		nulls[6] = stats[w].samples == 0;

@@ -23,6 +23,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "utils/guc.h"
+#include "utils/timestamp.h"
 
 #include "commit_lsn.h"
 #include "http.h"
@@ -183,4 +184,14 @@ rr_check_loaded(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("rr_router must be loaded via \"shared_preload_libraries\""),
 				 errhint("Add rr_router to \"shared_preload_libraries\" and restart the server.")));
+}
+
+/* An interval Datum of 'usecs' microseconds. */
+Datum
+rr_usecs_interval(int64 usecs)
+{
+	Interval   *iv = palloc0(sizeof(Interval));
+
+	iv->time = usecs;
+	return IntervalPGetDatum(iv);
 }

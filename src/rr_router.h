@@ -27,4 +27,7 @@ extern bool rr_report_commit_lsn;
 /* Raises the "not preloaded" error unless shared memory is attached. */
 extern void rr_check_loaded(void);
 
+/* An interval Datum of 'usecs' microseconds. */
+extern Datum rr_usecs_interval(int64 usecs);
+
 #endif							/* RR_ROUTER_H */

@@ -105,16 +105,12 @@ rr_staleness(PG_FUNCTION_ARGS)
 {
 	int64		staleness;
 	TimestampTz as_of;
-	Interval   *result;
 
 	rr_check_loaded();
 
 	if (!rr_current_staleness(GetCurrentTimestamp(), &staleness, &as_of))
 		PG_RETURN_NULL();
-
-	result = palloc0(sizeof(Interval));
-	result->time = staleness;
-	PG_RETURN_INTERVAL_P(result);
+	return rr_usecs_interval(staleness);
 }
 
 /*

@@ -37,16 +37,6 @@
 PG_FUNCTION_INFO_V1(rr_status_data);
 PG_FUNCTION_INFO_V1(rr_waiters_data);
 
-/* An interval Datum of 'usecs' microseconds. */
-static Datum
-interval_from_usecs(int64 usecs)
-{
-	Interval   *iv = palloc0(sizeof(Interval));
-
-	iv->time = usecs;
-	return IntervalPGetDatum(iv);
-}
-
 /*
  * rr_status_data() -> one row of rr_status: the worker's latest sample and
  * the wait counters.
@@ -102,7 +92,7 @@ rr_status_data(PG_FUNCTION_ARGS)
 	now = GetCurrentTimestamp();
 	if (rr_current_staleness(now, &staleness, &as_of))
 	{
-		values[i++] = interval_from_usecs(staleness);
+		values[i++] = rr_usecs_interval(staleness);
 		values[i++] = TimestampTzGetDatum(as_of != 0 ? as_of : now);
 	}
 	else
@@ -121,7 +111,7 @@ rr_status_data(PG_FUNCTION_ARGS)
 	i++;
 
 	/* clock_offset */
-	values[i] = interval_from_usecs(s.clock_offset);
+	values[i] = rr_usecs_interval(s.clock_offset);
 	nulls[i++] = !replica || !s.has_clock_offset;
 
 	/* last_sample_at, worker_pid */
@@ -136,8 +126,8 @@ rr_status_data(PG_FUNCTION_ARGS)
 	values[i++] = Int64GetDatum(c.waits_woken);
 	values[i++] = Int64GetDatum(c.waits_timed_out);
 	values[i++] = Int64GetDatum(c.waits_cancelled);
-	values[i++] = interval_from_usecs(c.wait_time_total);
-	values[i++] = interval_from_usecs(c.wait_time_max);
+	values[i++] = rr_usecs_interval(c.wait_time_total);
+	values[i++] = rr_usecs_interval(c.wait_time_max);
 
 	Assert(i == RR_STATUS_COLS);
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
