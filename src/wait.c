@@ -406,7 +406,7 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("timeout must not be negative"),
-					 errdetail("timeout_ms was %d.", timeout_ms),
+					 errdetail("The timeout_ms argument was %d.", timeout_ms),
 					 errhint("Pass 0 to check without waiting, or NULL to use \"rr_router.wait_timeout\".")));
 	}
 
