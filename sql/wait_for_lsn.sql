@@ -35,6 +35,23 @@ BEGIN;
 SELECT rr_wait_for_lsn('0/1');
 COMMIT;
 
+-- A call that may wait must be its statement's only work, on every server
+-- and at any lag, so that misuse shows up before production lag does.
+SELECT rr_wait_for_lsn('0/1', 10), 1 AS other;
+SELECT rr_wait_for_lsn('0/1', 10) FROM generate_series(1, 2);
+DO $$ BEGIN PERFORM rr_wait_for_lsn('0/1', 10); END $$;
+BEGIN;
+DECLARE c CURSOR FOR SELECT 1;
+SELECT rr_wait_for_lsn('0/1');
+ROLLBACK;
+-- ... while a check without waiting may go anywhere.
+SELECT rr_wait_for_lsn('0/1', 0), 1 AS other;
+DO $$ BEGIN ASSERT rr_wait_for_lsn('0/1', 0); END $$;
+SELECT ok FROM rr_wait_for_lsn('0/1', 100) AS ok;
+PREPARE w(pg_lsn) AS SELECT rr_wait_for_lsn($1, 100);
+EXECUTE w('0/1');
+DEALLOCATE w;
+
 -- Every call above that got past its arguments was counted as immediate.
 SELECT waits, waits_immediate, waits_woken, waits_timed_out, waits_cancelled
   FROM rr_status;

@@ -44,7 +44,7 @@ typedef struct RRWaitCounters
 	int64		waits;			/* every call that got past argument checks */
 	int64		waits_immediate;	/* answered without sleeping */
 	int64		waits_woken;	/* slept, then the target was replayed */
-	int64		waits_timed_out;	/* the timeout elapsed first */
+	int64		waits_timed_out;	/* false: timeout, or kill switch mid-sleep */
 	int64		waits_cancelled;	/* left by an error or interrupt */
 	int64		wait_time_total;
 	int64		wait_time_max;

@@ -30,8 +30,9 @@
  *	  max_standby_streaming_delay) before replaying cleanup of rows it could
  *	  see.  When rr_wait_for_lsn() is its statement's only work, that
  *	  statement's snapshot will not read anything once we return, so we drop
- *	  the backend's xmin for the duration of the wait; called any other way
- *	  it refuses to sleep.
+ *	  the backend's xmin for the duration of the wait.  A call that may wait
+ *	  (timeout above 0) made any other way is refused, always, so misuse
+ *	  shows in testing and not only under lag.
  *
  * Copyright (c) 2026, rr_router developers
  *
@@ -74,8 +75,9 @@
 typedef enum RRWaitOutcome
 {
 	RR_WAIT_IMMEDIATE,
-	RR_WAIT_WOKEN,
-	RR_WAIT_TIMED_OUT,
+	RR_WAIT_WOKEN,				/* slept, then the target was replayed */
+	RR_WAIT_TIMED_OUT,			/* false after the timeout, or after a sleep
+								 * the kill switch ended */
 	RR_WAIT_CANCELLED
 } RRWaitOutcome;
 
@@ -328,11 +330,13 @@ call_is_whole_statement(FunctionCallInfo fcinfo)
 }
 
 /*
- * Stop this backend's snapshots from holding back replay while it waits, or
- * raise an error if that cannot be done safely.
+ * Refuse a call that may wait unless it is the whole of its statement and no
+ * other snapshot is alive, so that its xmin can be dropped while it sleeps.
+ * Checked whether or not this call will actually sleep, so that misuse shows
+ * up on a primary and on an idle replica, not only under lag.
  */
 static void
-release_snapshot_xmin(FunctionCallInfo fcinfo)
+check_may_wait_here(FunctionCallInfo fcinfo)
 {
 	InvalidateCatalogSnapshot();
 
@@ -340,15 +344,21 @@ release_snapshot_xmin(FunctionCallInfo fcinfo)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("rr_wait_for_lsn() must be called as a statement of its own to wait"),
-				 errdetail("Waiting inside a larger query, a function or a transaction with open cursors would hold a snapshot that can stall WAL replay on this replica."),
-				 errhint("Run \"SELECT rr_wait_for_lsn(...)\" by itself before the statements that read.")));
+				 errdetail("Waiting inside a larger query, a function or a transaction with open cursors would hold a snapshot that can stall WAL replay on a replica."),
+				 errhint("Run \"SELECT rr_wait_for_lsn(...)\" by itself before the statements that read, or pass a timeout of 0 to check without waiting.")));
+}
 
-	/*
-	 * The statement's own snapshot stays registered until it ends, but it
-	 * will not be used to read again; with no other snapshot alive, nothing
-	 * this backend can still read depends on rows replay may now remove.
-	 * The next snapshot taken sets xmin afresh.
-	 */
+/*
+ * Stop this backend's snapshots from holding back replay while it waits.
+ * check_may_wait_here() has established that the statement's own snapshot,
+ * registered until the statement ends, will not be used to read again and
+ * that no other snapshot is alive: nothing this backend can still read
+ * depends on rows replay may now remove.  The next snapshot taken sets xmin
+ * afresh.
+ */
+static void
+release_snapshot_xmin(void)
+{
 	MyProc->xmin = InvalidTransactionId;
 }
 
@@ -417,13 +427,16 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 				 errdetail("A REPEATABLE READ or SERIALIZABLE transaction keeps the snapshot it has already taken."),
 				 errhint("Call rr_wait_for_lsn() before BEGIN, then start the transaction.")));
 
+	if (timeout_ms > 0)
+		check_may_wait_here(fcinfo);
+
 	started = GetCurrentTimestamp();
 	deadline = TimestampTzPlusMilliseconds(started, timeout_ms);
 
 	state = wait_state(target, deadline, false);
 	if (state == RR_STATE_WAITING)
 	{
-		release_snapshot_xmin(fcinfo);
+		release_snapshot_xmin();
 
 		wait_started_at = started;
 		PG_ENSURE_ERROR_CLEANUP(wait_cleanup, (Datum) 0);
@@ -464,10 +477,12 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 				 errhint("Read from the new primary.")));
 	}
 
-	if (state == RR_STATE_EXPIRED)
-		count_wait(RR_WAIT_TIMED_OUT, started);
+	if (!slept)
+		count_wait(state == RR_STATE_EXPIRED ? RR_WAIT_TIMED_OUT : RR_WAIT_IMMEDIATE,
+				   started);
 	else
-		count_wait(slept ? RR_WAIT_WOKEN : RR_WAIT_IMMEDIATE, started);
+		count_wait(state == RR_STATE_REACHED ? RR_WAIT_WOKEN : RR_WAIT_TIMED_OUT,
+				   started);
 
 	PG_RETURN_BOOL(state == RR_STATE_REACHED);
 }
