@@ -43,6 +43,9 @@
 #include "staleness.h"
 #include "wait.h"
 
+/* Has this (startup) process told shared memory who it is? */
+static bool announced = false;
+
 /* The original redo routines of the built-in resource managers. */
 static void (*original_redo[RM_MAX_BUILTIN_ID + 1]) (XLogReaderState *record);
 
@@ -57,6 +60,11 @@ rr_redo(XLogReaderState *record)
 {
 	RmgrId		rmid = XLogRecGetRmid(record);
 
+	if (unlikely(!announced))
+	{
+		rr_announce_startup_process();
+		announced = true;
+	}
 	original_redo[rmid] (record);
 	if (rmid == RM_XACT_ID || rmid == RM_LOGICALMSG_ID)
 		rr_note_primary_time(rr_record_primary_time(record));

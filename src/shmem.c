@@ -21,10 +21,10 @@
  *	    latches only after releasing it; rr_waiters takes it shared to copy
  *	    the queue.
  *
- *	  - atomics: 'replayed_lsn' and 'as_of' have one writer, the startup
- *	    process, and
- *	    'min_waited_lsn' is only written under 'lock'; both are read without
- *	    a lock.  'replica_reads' is written by the worker only.
+ *	  - atomics: 'replayed_lsn', 'as_of' and 'startup_procno' have one
+ *	    writer, the startup process; 'replay_blocked' and 'replica_reads'
+ *	    have one writer, the worker; 'min_waited_lsn' is only written under
+ *	    'lock'.  All are read without a lock.
  *
  * Copyright (c) 2026, rr_router developers
  *
@@ -86,6 +86,8 @@ rr_shmem_startup(void)
 		pg_atomic_init_u64(&rr_shared->replayed_lsn, InvalidXLogRecPtr);
 		pg_atomic_init_u64(&rr_shared->min_waited_lsn, PG_UINT64_MAX);
 		pg_atomic_init_u64(&rr_shared->as_of, 0);
+		pg_atomic_init_u32(&rr_shared->startup_procno, PG_UINT32_MAX);
+		pg_atomic_init_u32(&rr_shared->replay_blocked, 0);
 		rr_shared->lock = &(GetNamedLWLockTranche("rr_router"))->lock;
 		rr_wait_queue_init(&rr_shared->waiters);
 		rr_shared->nslots = nslots;

@@ -44,7 +44,7 @@ typedef struct RRWaitCounters
 	int64		waits;			/* every call that got past argument checks */
 	int64		waits_immediate;	/* answered without sleeping */
 	int64		waits_woken;	/* slept, then the target was replayed */
-	int64		waits_timed_out;	/* false: timeout, or kill switch mid-sleep */
+	int64		waits_timed_out;	/* false after sleeping, or timeout 0 */
 	int64		waits_cancelled;	/* left by an error or interrupt */
 	int64		wait_time_total;
 	int64		wait_time_max;
@@ -78,6 +78,15 @@ typedef struct RRShared
 	 * what GetXLogReplayRecPtr() reports.
 	 */
 	pg_atomic_uint64 replayed_lsn;
+
+	/*
+	 * PGPROC number of the startup process, announced by the redo hook the
+	 * first time it runs (PG_UINT32_MAX until then), and whether the worker
+	 * last saw that process held up by a recovery conflict: replay cannot
+	 * progress until the conflicting sessions end, so waiters answer false.
+	 */
+	pg_atomic_uint32 startup_procno;
+	pg_atomic_uint32 replay_blocked;
 
 	/*
 	 * Primary time the data here is current as of: the largest time proven

@@ -51,6 +51,7 @@
 #include "miscadmin.h"
 #include "nodes/plannodes.h"
 #include "pgstat.h"
+#include "utils/wait_event.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -65,8 +66,12 @@
 #include "shmem.h"
 #include "wait.h"
 
-/* Longest single sleep: a backstop, never the wake-up mechanism. */
-#define RR_MAX_SLEEP_MS			1000
+/*
+ * Longest single sleep: a backstop only.  Waiters are woken by the startup
+ * process when replay reaches them and by the worker for everything else
+ * (kill switch, promotion, recovery conflicts).
+ */
+#define RR_MAX_SLEEP_MS			10000
 
 /* Latches collected under the lock before setting them. */
 #define RR_WAKE_BATCH			16
@@ -77,7 +82,7 @@ typedef enum RRWaitOutcome
 	RR_WAIT_IMMEDIATE,
 	RR_WAIT_WOKEN,				/* slept, then the target was replayed */
 	RR_WAIT_TIMED_OUT,			/* false after the timeout, or after a sleep
-								 * the kill switch ended */
+								 * the kill switch or a conflict ended */
 	RR_WAIT_CANCELLED
 } RRWaitOutcome;
 
@@ -88,6 +93,7 @@ typedef enum RRWaitState
 	RR_STATE_REACHED,
 	RR_STATE_REFUSED,			/* kill switch off */
 	RR_STATE_PROMOTED,			/* recovery ended before the target */
+	RR_STATE_BLOCKED,			/* replay held up by a recovery conflict */
 	RR_STATE_EXPIRED
 } RRWaitState;
 
@@ -151,11 +157,25 @@ queue_insert(XLogRecPtr target, TimestampTz since, TimestampTz deadline)
 	LWLockRelease(rr_shared->lock);
 }
 
+/*
+ * Is this backend in the queue?  Read without the lock: only this backend
+ * puts itself in, so 'false' is final until it does; a 'true' that a waker
+ * is clearing comes with a SetLatch.
+ */
+static bool
+queue_contains_me(void)
+{
+	return ((volatile RRWaiter *) &rr_shared->slots[RR_MY_PROC_NUMBER])->in_queue;
+}
+
 /* Take this backend out of the queue if a waker has not done so already. */
 static void
 queue_remove(void)
 {
 	RRWaiter   *w = &rr_shared->slots[RR_MY_PROC_NUMBER];
+
+	if (!queue_contains_me())
+		return;					/* popped by a waker: no lock needed */
 
 	LWLockAcquire(rr_shared->lock, LW_EXCLUSIVE);
 	if (w->in_queue)
@@ -210,6 +230,46 @@ rr_note_replayed(XLogRecPtr end)
 	pg_memory_barrier();
 	if (end >= pg_atomic_read_u64(&rr_shared->min_waited_lsn))
 		rr_wake_waiters(end, false);
+}
+
+/* Startup process: publish its PGPROC number for the conflict check. */
+void
+rr_announce_startup_process(void)
+{
+	if (rr_shared != NULL && MyProc != NULL)
+		pg_atomic_write_u32(&rr_shared->startup_procno, RR_MY_PROC_NUMBER);
+}
+
+/*
+ * Worker: is the startup process waiting for sessions on this replica to
+ * release a snapshot, a lock, a buffer pin or a tablespace?  While it does,
+ * replay stands still, and a waiter may itself be one of the sessions it
+ * waits for: the startup process waits for the whole transaction of every
+ * session whose xmin conflicted when the record was replayed, even if that
+ * session has dropped its xmin since (rr_wait_for_lsn() drops it only once
+ * its statement has begun).  Waiting on would then last until the timeout
+ * or max_standby_streaming_delay, holding back every reader on the replica,
+ * so waiters answer false at once instead.
+ */
+void
+rr_check_replay_blocked(bool in_recovery)
+{
+	uint32		procno = pg_atomic_read_u32(&rr_shared->startup_procno);
+	bool		blocked = false;
+
+	if (in_recovery && procno != PG_UINT32_MAX)
+	{
+		uint32		event = ((volatile PGPROC *) RR_PROC_BY_NUMBER(procno))->wait_event_info;
+
+		blocked = event == WAIT_EVENT_RECOVERY_CONFLICT_SNAPSHOT ||
+			event == WAIT_EVENT_RECOVERY_CONFLICT_TABLESPACE ||
+			(event & 0xFF000000) == PG_WAIT_LOCK ||
+			(event & 0xFF000000) == PG_WAIT_BUFFER_PIN;
+	}
+
+	if (pg_atomic_exchange_u32(&rr_shared->replay_blocked, blocked ? 1 : 0) == 0 &&
+		blocked)
+		rr_wake_waiters(InvalidXLogRecPtr, true);
 }
 
 /* The furthest replay position known: the redo hook's or the core's. */
@@ -380,6 +440,8 @@ wait_state(XLogRecPtr target, TimestampTz deadline, bool began_in_recovery)
 		return RR_STATE_REFUSED;
 	if (rr_replayed_upto() >= target)
 		return RR_STATE_REACHED;
+	if (pg_atomic_read_u32(&rr_shared->replay_blocked) != 0)
+		return RR_STATE_BLOCKED;
 	if (GetCurrentTimestamp() >= deadline)
 		return RR_STATE_EXPIRED;
 	return RR_STATE_WAITING;
@@ -441,14 +503,22 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 		wait_started_at = started;
 		PG_ENSURE_ERROR_CLEANUP(wait_cleanup, (Datum) 0);
 		{
+			queue_insert(target, started, deadline);
 			for (;;)
 			{
 				long		sleep_ms;
 
-				queue_insert(target, started, deadline);
+				/* check only after being in the queue: see NOTES */
 				state = wait_state(target, deadline, true);
 				if (state != RR_STATE_WAITING)
 					break;
+
+				/* popped by a wake-up that was not for us: queue again */
+				if (!queue_contains_me())
+				{
+					queue_insert(target, started, deadline);
+					continue;
+				}
 
 				sleep_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 														   deadline);

@@ -32,6 +32,15 @@ extern void rr_note_replayed(XLogRecPtr end);
  */
 extern void rr_wake_waiters(XLogRecPtr replayed, bool all);
 
+/* Startup process: publish its PGPROC number for the conflict check. */
+extern void rr_announce_startup_process(void);
+
+/*
+ * Worker: is replay held up by a recovery conflict right now?  Publishes
+ * the answer and wakes every waiter when it becomes true.
+ */
+extern void rr_check_replay_blocked(bool in_recovery);
+
 /* How far replay has certainly progressed, as waiters judge it. */
 extern XLogRecPtr rr_replayed_upto(void);
 

@@ -13,8 +13,9 @@
  * while it sleeps.  It is also the
  * waiters' safety net: it wakes waiters whose target has been replayed (the
  * startup process normally has done so already), wakes every waiter when the
- * kill switch goes off or the server is promoted, and publishes the kill
- * switch on configuration reload.
+ * kill switch goes off, the server is promoted or replay is held up by a
+ * recovery conflict (checked every RR_CONFLICT_CHECK_MS while anyone waits),
+ * and publishes the kill switch on configuration reload.
  *
  * NOTES
  *	  The worker takes RRShared.mutex to publish a sample, the history lock
@@ -58,6 +59,9 @@
 
 /* Seconds before the postmaster restarts a worker that died. */
 #define RR_WORKER_RESTART_SECS	1
+
+/* How often to look for a recovery conflict while sessions wait, in ms. */
+#define RR_CONFLICT_CHECK_MS	10
 
 /* Samples over which the smallest clock-offset reading is kept. */
 #define RR_OFFSET_WINDOW		64
@@ -284,9 +288,13 @@ rr_worker_main(Datum main_arg)
 			next_sample = TimestampTzPlusMilliseconds(now, rr_sample_interval);
 		}
 
+		rr_check_replay_blocked(was_in_recovery);
+
 		MemoryContextSwitchTo(old_cxt);
 
 		sleep_ms = ms_until(now, next_sample);
+		if (pg_atomic_read_u64(&rr_shared->min_waited_lsn) != PG_UINT64_MAX)
+			sleep_ms = Min(sleep_ms, RR_CONFLICT_CHECK_MS);
 		if (rr_heartbeat_interval > 0 && !was_in_recovery)
 			sleep_ms = Min(sleep_ms, ms_until(now, next_heartbeat));
 		if (rr_http_port > 0)
