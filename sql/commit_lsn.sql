@@ -33,3 +33,22 @@ SHOW rr_router.report_commit_lsn;
 RESET rr_router.report_commit_lsn;
 
 DROP TABLE commit_lsn_t;
+
+-- COMMIT PREPARED writes the prepared transaction's commit record from a
+-- transaction without an xid: the token moves to it.  ROLLBACK PREPARED
+-- commits nothing and leaves the token.
+CREATE TABLE commit_lsn_2pc (i int);
+BEGIN;
+INSERT INTO commit_lsn_2pc VALUES (1);
+PREPARE TRANSACTION 'rr_2pc';
+SELECT rr_last_commit_lsn() AS before_commit_prepared \gset
+SELECT pg_current_wal_insert_lsn() AS prepared_at \gset
+COMMIT PREPARED 'rr_2pc';
+SELECT rr_last_commit_lsn() > :'prepared_at'::pg_lsn AS moved_to_commit_prepared;
+SELECT rr_last_commit_lsn() AS after_commit_prepared \gset
+BEGIN;
+INSERT INTO commit_lsn_2pc VALUES (2);
+PREPARE TRANSACTION 'rr_2pc_rollback';
+ROLLBACK PREPARED 'rr_2pc_rollback';
+SELECT rr_last_commit_lsn() = :'after_commit_prepared'::pg_lsn AS rollback_prepared_leaves_it;
+DROP TABLE commit_lsn_2pc;

@@ -4,8 +4,8 @@
  *	  Causality tokens: rr_last_commit_lsn() and the ParameterStatus
  *	  "rr_router.last_commit_lsn".
  *
- * When a transaction that has a transaction id (and so writes a commit
- * record) commits, a transaction callback remembers the end of that record
+ * When a transaction that writes a commit record commits (one with a
+ * transaction id, or one that ran COMMIT PREPARED), a transaction callback remembers the end of that record
  * (XactLastCommitEnd).  That
  * position is the token: a replica that has replayed up to it shows the
  * transaction.  With rr_router.report_commit_lsn on, the callback also sends
@@ -28,7 +28,9 @@
 #include "access/xlog.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
+#include "nodes/parsenodes.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/pg_lsn.h"
 
 #include "commit_lsn.h"
@@ -37,8 +39,16 @@
 /* End of this session's last commit record; Invalid until there is one. */
 static XLogRecPtr last_commit_lsn = InvalidXLogRecPtr;
 
-/* Does the transaction now committing have a transaction id? */
-static bool committing_with_xid = false;
+/* Does the transaction now committing write a commit record? */
+static bool committing_with_record = false;
+
+/*
+ * Has this transaction run COMMIT PREPARED?  It has no xid of its own, but
+ * it writes the prepared transaction's commit record.
+ */
+static bool ran_commit_prepared = false;
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(rr_last_commit_lsn);
 
@@ -69,23 +79,50 @@ commit_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_PRE_COMMIT)
 	{
-		committing_with_xid = TransactionIdIsValid(GetTopTransactionIdIfAny());
+		committing_with_record = ran_commit_prepared ||
+			TransactionIdIsValid(GetTopTransactionIdIfAny());
+		ran_commit_prepared = false;
 		return;
 	}
-	if (event != XACT_EVENT_COMMIT || !committing_with_xid)
+	if (event == XACT_EVENT_ABORT)
+		ran_commit_prepared = committing_with_record = false;
+	if (event != XACT_EVENT_COMMIT || !committing_with_record)
 		return;
-	committing_with_xid = false;
+	committing_with_record = false;
 
 	last_commit_lsn = XactLastCommitEnd;
 	if (rr_report_commit_lsn && whereToSendOutput == DestRemote)
 		report_commit_lsn(last_commit_lsn);
 }
 
-/* Register the transaction callback; called from _PG_init. */
+/* Note COMMIT PREPARED, then run the utility statement as usual. */
+static void
+commit_lsn_process_utility(PlannedStmt *pstmt, const char *queryString,
+						   bool readOnlyTree, ProcessUtilityContext context,
+						   ParamListInfo params, QueryEnvironment *queryEnv,
+						   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
+		ran_commit_prepared = true;
+
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context,
+							 params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+}
+
+/* Register the transaction callback and utility hook; called from _PG_init. */
 void
 rr_install_commit_callback(void)
 {
 	RegisterXactCallback(commit_callback, NULL);
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = commit_lsn_process_utility;
 }
 
 /*
