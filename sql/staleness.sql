@@ -17,3 +17,13 @@ RESET rr_router.max_staleness;
 
 -- Huge but valid bounds are fine.
 SELECT rr_is_fresh('178000000 years');
+
+-- Inside a REPEATABLE READ transaction block the snapshot may be older than
+-- what the answer is about; in autocommit each statement is fresh.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT rr_is_fresh();
+ROLLBACK;
+SET default_transaction_isolation = 'repeatable read';
+SELECT rr_is_fresh() AS autocommit_fresh;
+SELECT rr_wait_for_lsn('0/1') AS autocommit_wait;
+RESET default_transaction_isolation;

@@ -21,6 +21,7 @@
 
 #include "access/twophase.h"
 #include "pgstat.h"
+#include "utils/wait_event.h"
 #include "funcapi.h"
 #include "storage/proc.h"
 
@@ -48,6 +49,16 @@
 #ifndef MAT_SRF_USE_EXPECTED_DESC
 #define InitMaterializedSRF(fcinfo, flags)	SetSingleFuncCall(fcinfo, flags)
 #endif
+
+/*
+ * Is this wait event of the startup process one where replay waits for
+ * sessions on the replica (a recovery conflict)?
+ */
+#define RR_IS_RECOVERY_CONFLICT_WAIT(event) \
+	((event) == WAIT_EVENT_RECOVERY_CONFLICT_SNAPSHOT || \
+	 (event) == WAIT_EVENT_RECOVERY_CONFLICT_TABLESPACE || \
+	 ((event) & 0xFF000000) == PG_WAIT_LOCK || \
+	 ((event) & 0xFF000000) == PG_WAIT_BUFFER_PIN)
 
 /* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */
 #define RR_WAIT_EVENT	PG_WAIT_EXTENSION

@@ -23,8 +23,9 @@
  *	  WaitEventSet, so sampling and heartbeats go on whatever clients do.
  *	  Waiters are not woken from here at all (the startup process does it).
  *	  Each client gets RR_HTTP_TIMEOUT_MS to send at most RR_HTTP_MAX_REQUEST
- *	  bytes of request head; at most RR_HTTP_MAX_CLIENTS are served at once
- *	  and further connections are closed at once.  An answer is written with
+ *	  bytes of request head; at most RR_HTTP_MAX_CLIENTS are served at once,
+ *	  and a newcomer beyond that displaces the client that has waited
+ *	  longest.  An answer is written with
  *	  one non-blocking send (it fits any socket buffer); a client that does
  *	  not take it loses it.  Shared data is read as the SQL functions read
  *	  it: the sample under RRShared.mutex, the waiter count under
@@ -400,10 +401,11 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	while (query != NULL && *query != '\0')
 	{
 		char	   *next = strchr(query, '&');
-		char	   *value = strchr(query, '=');
+		char	   *value;
 
 		if (next != NULL)
 			*next++ = '\0';
+		value = strchr(query, '=');
 		if (value == NULL)
 			return;
 		*value++ = '\0';
@@ -424,7 +426,7 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 
 	rr_read_sample(&s, NULL);
 	s.in_recovery = RecoveryInProgress();
-	replica_reads = pg_atomic_read_u32(&rr_shared->replica_reads) != 0;
+	replica_reads = rr_replica_reads_on();
 	known = rr_current_staleness(GetCurrentTimestamp(), &staleness, &as_of);
 	within = known && staleness <= max_staleness &&
 		(max_lag_bytes < 0 ||
@@ -563,7 +565,20 @@ accept_clients(pgsocket lsock)
 		for (slot = 0; slot < RR_HTTP_MAX_CLIENTS; slot++)
 			if (clients[slot].sock == PGINVALID_SOCKET)
 				break;
-		if (slot == RR_HTTP_MAX_CLIENTS || !pg_set_noblock(sock))
+		if (slot == RR_HTTP_MAX_CLIENTS)
+		{
+			/*
+			 * Full: make room by dropping the client that has waited longest
+			 * without completing its request, so idle connections cannot
+			 * lock out a health check.
+			 */
+			slot = 0;
+			for (int i = 1; i < RR_HTTP_MAX_CLIENTS; i++)
+				if (clients[i].deadline < clients[slot].deadline)
+					slot = i;
+			client_error(&clients[slot], 408);
+		}
+		if (!pg_set_noblock(sock))
 		{
 			closesocket(sock);
 			continue;

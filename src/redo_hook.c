@@ -37,6 +37,7 @@
 #include "access/rmgr.h"
 #include "access/xlog_internal.h"
 #include "access/xlogreader.h"
+#include "port/atomics.h"
 
 #include "heartbeat.h"
 #include "redo_hook.h"
@@ -67,7 +68,10 @@ rr_redo(XLogReaderState *record)
 	}
 	original_redo[rmid] (record);
 	if (rmid == RM_XACT_ID || rmid == RM_LOGICALMSG_ID)
+	{
 		rr_note_primary_time(rr_record_primary_time(record));
+		pg_write_barrier();		/* a woken waiter sees the new bound */
+	}
 	rr_note_replayed(record->EndRecPtr);
 }
 

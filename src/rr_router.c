@@ -195,3 +195,11 @@ rr_usecs_interval(int64 usecs)
 	iv->time = usecs;
 	return IntervalPGetDatum(iv);
 }
+
+/* Is the kill switch on, as published by the worker and as set here? */
+bool
+rr_replica_reads_on(void)
+{
+	return rr_replica_reads &&
+		pg_atomic_read_u32(&rr_shared->replica_reads) != 0;
+}

@@ -24,6 +24,13 @@ extern int	rr_heartbeat_interval;
 extern int	rr_history_size;
 extern bool rr_report_commit_lsn;
 
+/*
+ * Is the kill switch on?  The worker publishes it in shared memory on
+ * reload; a backend's own copy of the setting is consulted too, so that it
+ * works even without a worker.
+ */
+extern bool rr_replica_reads_on(void);
+
 /* Raises the "not preloaded" error unless shared memory is attached. */
 extern void rr_check_loaded(void);
 

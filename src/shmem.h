@@ -21,6 +21,7 @@
 #include "lib/pairingheap.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
+#include "storage/latch.h"
 #include "storage/spin.h"
 
 /* What the worker saw at its latest sample. */
@@ -68,6 +69,7 @@ typedef struct RRShared
 	RRSample	sample;
 	RRWaitCounters counters;
 	int			worker_pid;		/* 0 while no worker runs */
+	Latch	   *worker_latch;	/* NULL while no worker runs */
 
 	/* Kill switch as the worker last read it from the configuration. */
 	pg_atomic_uint32 replica_reads;

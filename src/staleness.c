@@ -28,9 +28,11 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "access/xlog.h"
 #include "common/int.h"
 #include "fmgr.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "rr_router.h"
@@ -40,14 +42,21 @@
 PG_FUNCTION_INFO_V1(rr_staleness);
 PG_FUNCTION_INFO_V1(rr_is_fresh);
 
-/* Advance as_of to 't' if that is newer; called by the startup process. */
+/*
+ * Set as_of to the time the record just replayed proves; called by the
+ * startup process.  Every such record is a bound on its own, so the latest
+ * one is used rather than the largest time ever seen: a primary clock that
+ * ran fast and was then set back (or a new primary whose clock is behind)
+ * must not keep the bound small.  Concurrent commits read the clock in a
+ * slightly different order than they enter WAL, so as_of may step back by
+ * that much: an over-estimate, never an under-estimate.
+ */
 void
 rr_note_primary_time(TimestampTz t)
 {
 	if (rr_shared == NULL || t <= 0)
 		return;
-	if ((uint64) t > pg_atomic_read_u64(&rr_shared->as_of))
-		pg_atomic_write_u64(&rr_shared->as_of, (uint64) t);
+	pg_atomic_write_u64(&rr_shared->as_of, (uint64) t);
 }
 
 /* Staleness bound at 'now' (usecs) and its as_of; false while unknown. */
@@ -84,12 +93,18 @@ bound_usecs(Interval *iv, const char *what)
 	if (pg_mul_s64_overflow((int64) iv->month * DAYS_PER_MONTH + iv->day,
 							USECS_PER_DAY, &days_us) ||
 		pg_add_s64_overflow(days_us, iv->time, &total))
-		total = (iv->month < 0 || iv->day < 0) ? PG_INT64_MIN : PG_INT64_MAX;
+	{
+		/* too large either way: its sign decides */
+		double		approx = ((double) iv->month * DAYS_PER_MONTH + iv->day) *
+			USECS_PER_DAY + (double) iv->time;
+
+		total = approx < 0 ? PG_INT64_MIN : PG_INT64_MAX;
+	}
 
 	if (total < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative", what),
+				 errmsg("\"%s\" must not be negative", what),
 				 errhint("Pass NULL to use \"rr_router.max_staleness\".")));
 	return total;
 }
@@ -133,9 +148,16 @@ rr_is_fresh(PG_FUNCTION_ARGS)
 	else
 		bound = bound_usecs(PG_GETARG_INTERVAL_P(0), "max_staleness");
 
+	if (IsolationUsesXactSnapshot() && FirstSnapshotSet && IsTransactionBlock())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("rr_is_fresh() cannot vouch for the snapshot of this transaction"),
+				 errdetail("A REPEATABLE READ or SERIALIZABLE transaction keeps the snapshot it has already taken, which may be older than the data the answer is about."),
+				 errhint("Call rr_is_fresh() before BEGIN, then start the transaction.")));
+
 	if (!RecoveryInProgress())
 		PG_RETURN_BOOL(true);
-	if (pg_atomic_read_u32(&rr_shared->replica_reads) == 0)
+	if (!rr_replica_reads_on())
 		PG_RETURN_BOOL(false);
 	if (!rr_current_staleness(GetCurrentTimestamp(), &staleness, &as_of))
 		PG_RETURN_BOOL(false);

@@ -143,9 +143,12 @@ queue_insert(XLogRecPtr target, TimestampTz since, TimestampTz deadline)
 {
 	RRWaiter   *w = &rr_shared->slots[RR_MY_PROC_NUMBER];
 
+	bool		was_empty = false;
+
 	LWLockAcquire(rr_shared->lock, LW_EXCLUSIVE);
 	if (!w->in_queue)
 	{
+		was_empty = pairingheap_is_empty(&rr_shared->waiters);
 		w->target = target;
 		w->pid = MyProcPid;
 		w->since = since;
@@ -155,6 +158,18 @@ queue_insert(XLogRecPtr target, TimestampTz since, TimestampTz deadline)
 		update_min_waited_lsn();
 	}
 	LWLockRelease(rr_shared->lock);
+
+	/* the first waiter makes the worker look for conflicts every few ms */
+	if (was_empty)
+	{
+		Latch	   *worker_latch;
+
+		SpinLockAcquire(&rr_shared->mutex);
+		worker_latch = rr_shared->worker_latch;
+		SpinLockRelease(&rr_shared->mutex);
+		if (worker_latch)
+			SetLatch(worker_latch);
+	}
 }
 
 /*
@@ -251,25 +266,28 @@ rr_announce_startup_process(void)
  * or max_standby_streaming_delay, holding back every reader on the replica,
  * so waiters answer false at once instead.
  */
-void
+bool
 rr_check_replay_blocked(bool in_recovery)
 {
+	static int	sightings = 0;
 	uint32		procno = pg_atomic_read_u32(&rr_shared->startup_procno);
-	bool		blocked = false;
+	bool		blocked;
 
-	if (in_recovery && procno != PG_UINT32_MAX)
-	{
-		uint32		event = ((volatile PGPROC *) RR_PROC_BY_NUMBER(procno))->wait_event_info;
+	if (in_recovery && procno != PG_UINT32_MAX &&
+		RR_IS_RECOVERY_CONFLICT_WAIT(((volatile PGPROC *) RR_PROC_BY_NUMBER(procno))->wait_event_info))
+		sightings++;
+	else
+		sightings = 0;
 
-		blocked = event == WAIT_EVENT_RECOVERY_CONFLICT_SNAPSHOT ||
-			event == WAIT_EVENT_RECOVERY_CONFLICT_TABLESPACE ||
-			(event & 0xFF000000) == PG_WAIT_LOCK ||
-			(event & 0xFF000000) == PG_WAIT_BUFFER_PIN;
-	}
-
+	/*
+	 * A buffer-pin or lock wait can be momentary; only one seen on two
+	 * consecutive checks (RR_CONFLICT_CHECK_MS apart) counts.
+	 */
+	blocked = sightings >= 2;
 	if (pg_atomic_exchange_u32(&rr_shared->replay_blocked, blocked ? 1 : 0) == 0 &&
 		blocked)
 		rr_wake_waiters(InvalidXLogRecPtr, true);
+	return sightings > 0;
 }
 
 /* The furthest replay position known: the redo hook's or the core's. */
@@ -400,7 +418,13 @@ check_may_wait_here(FunctionCallInfo fcinfo)
 {
 	InvalidateCatalogSnapshot();
 
-	if (!call_is_whole_statement(fcinfo) || !ThereAreNoPriorRegisteredSnapshots())
+	/*
+	 * Outside a transaction block no older snapshot can be alive (held
+	 * cursors are materialized); the only other registered one may be this
+	 * very transaction's REPEATABLE READ snapshot, which ends with it.
+	 */
+	if (!call_is_whole_statement(fcinfo) ||
+		(IsTransactionBlock() && !ThereAreNoPriorRegisteredSnapshots()))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("rr_wait_for_lsn() must be called as a statement of its own to wait"),
@@ -436,7 +460,7 @@ wait_state(XLogRecPtr target, TimestampTz deadline, bool began_in_recovery)
 			return RR_STATE_REACHED;
 		return RR_STATE_PROMOTED;
 	}
-	if (pg_atomic_read_u32(&rr_shared->replica_reads) == 0)
+	if (!rr_replica_reads_on())
 		return RR_STATE_REFUSED;
 	if (rr_replayed_upto() >= target)
 		return RR_STATE_REACHED;
@@ -482,7 +506,8 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 					 errhint("Pass 0 to check without waiting, or NULL to use \"rr_router.wait_timeout\".")));
 	}
 
-	if (IsolationUsesXactSnapshot() && FirstSnapshotSet)
+	/* in autocommit the next statement takes a new snapshot: that is fine */
+	if (IsolationUsesXactSnapshot() && FirstSnapshotSet && IsTransactionBlock())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("rr_wait_for_lsn() cannot make newly replayed data visible to this transaction"),
@@ -496,6 +521,8 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 	deadline = TimestampTzPlusMilliseconds(started, timeout_ms);
 
 	state = wait_state(target, deadline, false);
+	if (state == RR_STATE_WAITING && timeout_ms == 0)
+		state = RR_STATE_EXPIRED;	/* even if the clock stepped back */
 	if (state == RR_STATE_WAITING)
 	{
 		release_snapshot_xmin();

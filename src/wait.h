@@ -37,9 +37,10 @@ extern void rr_announce_startup_process(void);
 
 /*
  * Worker: is replay held up by a recovery conflict right now?  Publishes
- * the answer and wakes every waiter when it becomes true.
+ * the answer and wakes every waiter when it becomes true; returns whether
+ * the worker should keep looking often (a conflict is seen or suspected).
  */
-extern void rr_check_replay_blocked(bool in_recovery);
+extern bool rr_check_replay_blocked(bool in_recovery);
 
 /* How far replay has certainly progressed, as waiters judge it. */
 extern XLogRecPtr rr_replayed_upto(void);

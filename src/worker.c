@@ -193,6 +193,7 @@ worker_exit(int code, Datum arg)
 {
 	SpinLockAcquire(&rr_shared->mutex);
 	rr_shared->worker_pid = 0;
+	rr_shared->worker_latch = NULL;
 	SpinLockRelease(&rr_shared->mutex);
 }
 
@@ -234,6 +235,7 @@ rr_worker_main(Datum main_arg)
 
 	SpinLockAcquire(&rr_shared->mutex);
 	rr_shared->worker_pid = MyProcPid;
+	rr_shared->worker_latch = MyLatch;
 	SpinLockRelease(&rr_shared->mutex);
 	before_shmem_exit(worker_exit, (Datum) 0);
 
@@ -248,6 +250,7 @@ rr_worker_main(Datum main_arg)
 		MemoryContext old_cxt;
 		TimestampTz now;
 		long		sleep_ms;
+		bool		watching;
 
 		MemoryContextReset(loop_cxt);
 		old_cxt = MemoryContextSwitchTo(loop_cxt);
@@ -288,12 +291,19 @@ rr_worker_main(Datum main_arg)
 			next_sample = TimestampTzPlusMilliseconds(now, rr_sample_interval);
 		}
 
-		rr_check_replay_blocked(was_in_recovery);
+		watching = rr_check_replay_blocked(was_in_recovery);
 
 		MemoryContextSwitchTo(old_cxt);
 
+		/* a clock stepped back must not stop sampling and heartbeats */
+		next_sample = Min(next_sample,
+						  TimestampTzPlusMilliseconds(now, rr_sample_interval));
+		next_heartbeat = Min(next_heartbeat,
+							 TimestampTzPlusMilliseconds(now, rr_heartbeat_interval));
+
 		sleep_ms = ms_until(now, next_sample);
-		if (pg_atomic_read_u64(&rr_shared->min_waited_lsn) != PG_UINT64_MAX)
+		if (watching ||
+			pg_atomic_read_u64(&rr_shared->min_waited_lsn) != PG_UINT64_MAX)
 			sleep_ms = Min(sleep_ms, RR_CONFLICT_CHECK_MS);
 		if (rr_heartbeat_interval > 0 && !was_in_recovery)
 			sleep_ms = Min(sleep_ms, ms_until(now, next_heartbeat));
