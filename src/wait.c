@@ -73,6 +73,9 @@
  */
 #define RR_MAX_SLEEP_MS			10000
 
+/* A waiter still asleep after this long alerts the worker (ms). */
+#define RR_ALERT_WORKER_MS		5
+
 /* Latches collected under the lock before setting them. */
 #define RR_WAKE_BATCH			16
 
@@ -143,12 +146,9 @@ queue_insert(XLogRecPtr target, TimestampTz since, TimestampTz deadline)
 {
 	RRWaiter   *w = &rr_shared->slots[RR_MY_PROC_NUMBER];
 
-	bool		was_empty = false;
-
 	LWLockAcquire(rr_shared->lock, LW_EXCLUSIVE);
 	if (!w->in_queue)
 	{
-		was_empty = pairingheap_is_empty(&rr_shared->waiters);
 		w->target = target;
 		w->pid = MyProcPid;
 		w->since = since;
@@ -158,18 +158,25 @@ queue_insert(XLogRecPtr target, TimestampTz since, TimestampTz deadline)
 		update_min_waited_lsn();
 	}
 	LWLockRelease(rr_shared->lock);
+}
 
-	/* the first waiter makes the worker look for conflicts every few ms */
-	if (was_empty)
-	{
-		Latch	   *worker_latch;
+/*
+ * Wake the worker so that it starts looking for recovery conflicts every
+ * RR_CONFLICT_CHECK_MS now rather than at its next sample.  Done by a
+ * waiter still asleep after RR_ALERT_WORKER_MS: most waits are over long
+ * before that, and waking the worker for each would cost more than it
+ * saves.
+ */
+static void
+alert_worker(void)
+{
+	Latch	   *worker_latch;
 
-		SpinLockAcquire(&rr_shared->mutex);
-		worker_latch = rr_shared->worker_latch;
-		SpinLockRelease(&rr_shared->mutex);
-		if (worker_latch)
-			SetLatch(worker_latch);
-	}
+	SpinLockAcquire(&rr_shared->mutex);
+	worker_latch = rr_shared->worker_latch;
+	SpinLockRelease(&rr_shared->mutex);
+	if (worker_latch)
+		SetLatch(worker_latch);
 }
 
 /*
@@ -486,6 +493,7 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 	TimestampTz deadline;
 	volatile RRWaitState state;
 	volatile bool slept = false;
+	volatile bool alerted = false;
 
 	rr_check_loaded();
 
@@ -547,11 +555,18 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 					continue;
 				}
 
+				if (slept && !alerted)
+				{
+					alert_worker();
+					alerted = true;
+				}
+
 				sleep_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
 														   deadline);
 				(void) WaitLatch(MyLatch,
 								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 Min(sleep_ms, RR_MAX_SLEEP_MS),
+								 Min(sleep_ms,
+									 alerted ? RR_MAX_SLEEP_MS : RR_ALERT_WORKER_MS),
 								 RR_WAIT_EVENT);
 				ResetLatch(MyLatch);
 				slept = true;
