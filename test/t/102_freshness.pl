@@ -204,7 +204,7 @@ for my $bad ('-1 ms', '1 day -25 hours', '-178000000 years', '-1 mon')
 {
 	($out, $err) = $s->q_err("SELECT rr_is_fresh('$bad')");
 	is(sqlstate_of($err), '22023', "replica: rr_is_fresh('$bad') is 22023");
-	like($err, qr/ERROR:\s+22023:\s+max_staleness must not be negative/,
+	like($err, qr/ERROR:\s+22023:\s+"max_staleness" must not be negative/,
 		'... with a clear message');
 	is($out, '', '... and no result');
 }
