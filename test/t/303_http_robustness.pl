@@ -553,13 +553,13 @@ for my $k (@kids)
 		}
 		if ($kind =~ /^(?:slow|idle|burst)$/)
 		{
-			# closed by the server: with 408 after about 2 s, or at once when
-			# a newcomer displaced it (408) or it could not be accepted
-			# (none), never later
+			# closed by the server: with 408 after about 2 s or earlier when a
+			# newcomer displaced it, or at once with no answer when it could
+			# not be accepted; never later
 			$seen{"$kind $f2"}++;
 			push @anomalies, "$k->[1]: $line"
-			  unless ($f2 eq '408' && $f1 > 1.5 && $f1 < 3.5)
-			  || ($f2 =~ /^(?:408|none)$/ && $f1 < 1);
+			  unless ($f2 eq '408' && $f1 < 3.5)
+			  || ($f2 eq 'none' && $f1 < 1);
 			next;
 		}
 		if ($kind =~ /-open$/)
