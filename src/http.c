@@ -256,8 +256,7 @@ answer_state(HttpAnswer *a, int status, const RRSample *s, bool known,
 	else
 		appendStringInfoString(&a->body, "unknown");
 	appendStringInfo(&a->body, " lag_bytes=" INT64_FORMAT " replica_reads=%s\n",
-					 s->in_recovery && s->primary_lsn > s->replay_lsn ?
-					 (int64) (s->primary_lsn - s->replay_lsn) : 0,
+					 rr_sample_lag_bytes(s),
 					 replica_reads ? "on" : "off");
 }
 
@@ -299,8 +298,7 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 			   staleness / 1000000.0);
 	metric(out, "rr_router_lag_bytes", "gauge",
 		   "WAL bytes between the newest known primary position and replay.",
-		   (double) (s->in_recovery && s->primary_lsn > s->replay_lsn ?
-					 s->primary_lsn - s->replay_lsn : 0));
+		   (double) rr_sample_lag_bytes(s));
 	if (s->in_recovery)
 	{
 		metric(out, "rr_router_receive_lsn", "gauge",
@@ -429,8 +427,7 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	replica_reads = rr_replica_reads_on();
 	known = rr_current_staleness(GetCurrentTimestamp(), &staleness, &as_of);
 	within = known && staleness <= max_staleness &&
-		(max_lag_bytes < 0 ||
-		 (s.primary_lsn > s.replay_lsn ? (int64) (s.primary_lsn - s.replay_lsn) : 0) <= max_lag_bytes);
+		(max_lag_bytes < 0 || rr_sample_lag_bytes(&s) <= max_lag_bytes);
 
 	if (strcmp(target, "/metrics") == 0)
 		answer_metrics(a, &s, known, staleness, replica_reads);

@@ -116,3 +116,12 @@ rr_read_counters(RRWaitCounters *counters)
 	*counters = rr_shared->counters;
 	SpinLockRelease(&rr_shared->mutex);
 }
+
+/* WAL bytes a sample's replica is behind the primary (0 on a primary). */
+int64
+rr_sample_lag_bytes(const RRSample *s)
+{
+	if (!s->in_recovery || s->primary_lsn <= s->replay_lsn)
+		return 0;
+	return (int64) (s->primary_lsn - s->replay_lsn);
+}

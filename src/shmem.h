@@ -116,6 +116,9 @@ extern RRShared *rr_shared;
 extern void rr_shmem_request(void);
 extern void rr_shmem_startup(void);
 
+/* WAL bytes a sample's replica is behind the primary (0 on a primary). */
+extern int64 rr_sample_lag_bytes(const RRSample *s);
+
 /* Copy the latest sample, or the counters, out of shared memory. */
 extern void rr_read_sample(RRSample *sample, int *worker_pid);
 extern void rr_read_counters(RRWaitCounters *counters);

@@ -84,8 +84,7 @@ rr_status_data(PG_FUNCTION_ARGS)
 	nulls[i++] = !replica;
 	values[i] = LSNGetDatum(s.primary_lsn);
 	nulls[i++] = !sampled || s.primary_lsn == InvalidXLogRecPtr;
-	values[i] = Int64GetDatum(replica && s.primary_lsn > s.replay_lsn ?
-							  (int64) (s.primary_lsn - s.replay_lsn) : 0);
+	values[i] = Int64GetDatum(rr_sample_lag_bytes(&s));
 	nulls[i++] = !sampled;
 
 	/* staleness, as_of: measured now, not at the sample; a primary is current */

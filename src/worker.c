@@ -206,8 +206,7 @@ record_history(const RRSample *s)
 
 	entry.sampled_at = s->sampled_at;
 	entry.replay_lsn = s->in_recovery ? s->replay_lsn : InvalidXLogRecPtr;
-	entry.lag_bytes = s->in_recovery && s->primary_lsn > s->replay_lsn ?
-		(int64) (s->primary_lsn - s->replay_lsn) : 0;
+	entry.lag_bytes = rr_sample_lag_bytes(s);
 	if (!rr_current_staleness(s->sampled_at, &entry.staleness, &as_of))
 		entry.staleness = -1;
 	rr_history_add(&entry);
