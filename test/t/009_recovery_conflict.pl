@@ -19,19 +19,7 @@ use RRTest;
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-my $primary = rr_primary('primary');
-$primary->safe_psql(
-	'postgres', q{
-CREATE TABLE c(id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off);
-INSERT INTO c SELECT i, 'v' FROM generate_series(1, 5000) i;
-CREATE TABLE t(id serial, v text);
-});
-my $replica = rr_replica(
-	$primary, 'replica',
-	conf => qq(
-hot_standby_feedback = off
-max_standby_streaming_delay = 30s
-));
+my ($primary, $replica) = conflict_pair('30s');
 
 my $far = far_lsn($primary);
 

@@ -27,7 +27,7 @@ our @EXPORT = qw(
   poll_until wait_waiters timed_sql
   rr_counters pause_replay resume_replay
   write_token far_lsn lsn_cmp lsn_bytes bytes_lsn sqlstate_of wait_pid_gone
-  session quiet_primary
+  session quiet_primary conflict_pair
 );
 
 # Default settings for every node.  The framework's 10 connections are too
@@ -339,6 +339,30 @@ sub session
 	my ($node, %opt) = @_;
 	return RRTest::Session->new($node, %opt);
 }
+
+# A primary with a table 'c' of 5000 rows (autovacuum off, so cleanup
+# happens only when a test asks) and a table 't' for tokens, and a replica
+# where that cleanup conflicts with snapshots: hot_standby_feedback off,
+# max_standby_streaming_delay = $delay.  Returns ($primary, $replica).
+sub conflict_pair
+{
+	my ($delay) = @_;
+	my $primary = rr_primary('primary');
+	$primary->safe_psql(
+		'postgres', q{
+CREATE TABLE c(id int PRIMARY KEY, v text) WITH (autovacuum_enabled = off);
+INSERT INTO c SELECT i, 'v' FROM generate_series(1, 5000) i;
+CREATE TABLE t(id serial, v text);
+});
+	my $replica = rr_replica(
+		$primary, 'replica',
+		conf => qq(
+hot_standby_feedback = off
+max_standby_streaming_delay = $delay
+));
+	return ($primary, $replica);
+}
+
 
 package RRTest::Session;
 
