@@ -23,6 +23,7 @@
 #include "pgstat.h"
 #include "utils/wait_event.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "storage/proc.h"
 
 #if PG_VERSION_NUM < 150000
@@ -71,6 +72,19 @@
 #else
 #define RR_EXECUTOR_RUN_ONCE_PARAM	, bool execute_once
 #define RR_EXECUTOR_RUN_ONCE_ARG	, execute_once
+#endif
+
+/*
+ * Make this background worker a backend without a database, so that it
+ * shows in pg_stat_activity: InitPostgres() took two booleans before
+ * PostgreSQL 17 and a flags word since.
+ */
+#if PG_VERSION_NUM >= 170000
+#define rr_init_backend_without_database() \
+	InitPostgres(NULL, InvalidOid, NULL, InvalidOid, 0, NULL)
+#else
+#define rr_init_backend_without_database() \
+	InitPostgres(NULL, InvalidOid, NULL, InvalidOid, false, false, NULL)
 #endif
 
 /* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */

@@ -96,9 +96,12 @@ typedef struct RRShared
 	pg_atomic_uint32 replica_reads;
 
 	/*
-	 * End of the last record the startup process replayed, published by the
-	 * redo hook before it looks at min_waited_lsn.  Ahead of, never behind,
-	 * what GetXLogReplayRecPtr() reports.
+	 * End of the last record of a built-in resource manager the startup
+	 * process replayed, published by the redo hook before it looks at
+	 * min_waited_lsn.  Ahead of what GetXLogReplayRecPtr() reports while
+	 * the core has not yet advanced its own position past that record;
+	 * behind it after records of custom resource managers, which the hook
+	 * does not wrap.  Waiters trust the larger of the two.
 	 */
 	pg_atomic_uint64 replayed_lsn;
 
@@ -112,9 +115,10 @@ typedef struct RRShared
 	pg_atomic_uint32 replay_blocked;
 
 	/*
-	 * Primary time the data here is current as of: the largest time proven
-	 * by a replayed heartbeat, commit or abort (heartbeat.c); 0 while
-	 * unknown.  Written by the startup process only.
+	 * Primary time the data here is current as of: the time proven by the
+	 * latest replayed heartbeat, commit or abort that carries one
+	 * (heartbeat.c), kept even if an earlier record proved a later time;
+	 * 0 while unknown.  Written by the startup process only.
 	 */
 	pg_atomic_uint64 as_of;
 
