@@ -96,12 +96,11 @@ typedef struct RRShared
 	pg_atomic_uint32 replica_reads;
 
 	/*
-	 * End of the last record of a built-in resource manager the startup
-	 * process replayed, published by the redo hook before it looks at
-	 * min_waited_lsn.  Ahead of what GetXLogReplayRecPtr() reports while
-	 * the core has not yet advanced its own position past that record;
-	 * behind it after records of custom resource managers, which the hook
-	 * does not wrap.  Waiters trust the larger of the two.
+	 * End of the last replayed record that reached a waiter's target,
+	 * published by the redo hook before it wakes that waiter, because the
+	 * core advances its own replay position (GetXLogReplayRecPtr()) only
+	 * after the redo routine returns.  Otherwise behind the core's
+	 * position; waiters trust the larger of the two.
 	 */
 	pg_atomic_uint64 replayed_lsn;
 
