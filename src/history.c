@@ -126,6 +126,7 @@ rr_lag_history_data(PG_FUNCTION_ARGS)
 		values[1] = LSNGetDatum(entries[i].replay_lsn);
 		nulls[1] = entries[i].replay_lsn == InvalidXLogRecPtr;
 		values[2] = Int64GetDatum(entries[i].lag_bytes);
+		nulls[2] = entries[i].lag_bytes < 0;
 		values[3] = rr_usecs_interval(entries[i].staleness);
 		nulls[3] = entries[i].staleness < 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -172,6 +173,7 @@ rr_lag_stats_compute(TimestampTz now, RRLagStats stats[RR_LAG_STATS_WINDOWS])
 
 		memset(st, 0, sizeof(*st));
 		st->minutes = stat_windows[w];
+		st->lag_bytes_max = -1;
 
 		/* entries are newest first: stop at the first one too old */
 		for (; samples < n && entries[samples].sampled_at >= since; samples++)
@@ -181,6 +183,7 @@ rr_lag_stats_compute(TimestampTz now, RRLagStats stats[RR_LAG_STATS_WINDOWS])
 				staleness[known++] = entries[samples].staleness;
 		}
 		st->samples = samples;
+		st->has_lag_bytes = st->lag_bytes_max >= 0;
 		if (known == 0)
 			continue;
 
@@ -224,7 +227,7 @@ rr_lag_stats_data(PG_FUNCTION_ARGS)
 		values[5] = rr_usecs_interval(stats[w].staleness_max);
 		nulls[2] = nulls[3] = nulls[4] = nulls[5] = !stats[w].has_staleness;
 		values[6] = Int64GetDatum(stats[w].lag_bytes_max);
-		nulls[6] = stats[w].samples == 0;
+		nulls[6] = !stats[w].has_lag_bytes;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -23,7 +23,7 @@ typedef struct RRHistoryEntry
 {
 	TimestampTz sampled_at;
 	XLogRecPtr	replay_lsn;		/* Invalid on a primary */
-	int64		lag_bytes;
+	int64		lag_bytes;		/* -1 while unknown */
 	int64		staleness;		/* microseconds; -1 while unknown */
 } RRHistoryEntry;
 
@@ -37,6 +37,7 @@ typedef struct RRLagStats
 	int64		staleness_p90;
 	int64		staleness_p99;
 	int64		staleness_max;
+	bool		has_lag_bytes;	/* false when no sample knew its lag */
 	int64		lag_bytes_max;
 } RRLagStats;
 
