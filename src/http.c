@@ -8,14 +8,19 @@
  *	  GET /health                         200 while the server runs
  *	  GET /primary                        200 on a primary
  *	  GET /replica[?max_staleness=D][&max_lag_bytes=N]
- *	                                      200 on a replica within the bounds
- *	                                      with rr_router.replica_reads on
+ *	                                      200 on a hot standby that accepts
+ *	                                      read-only connections now, within
+ *	                                      the bounds, with
+ *	                                      rr_router.replica_reads on
  *	  GET /read-only[?...same bounds...]  200 on a primary, or as /replica
  *	  GET /metrics                        Prometheus text exposition
  *
  * Anything else is 503 (not in that state), 400 (bad request or parameter),
  * 404 (unknown path) or 405 (method other than GET or HEAD).  Every answer
- * closes the connection.
+ * closes the connection.  A server in recovery that does not accept reads
+ * (hot_standby = off, not yet consistent, crash recovery) is never a
+ * replica to read from, and a max_lag_bytes bound fails while the primary's
+ * position is unknown.
  *
  * NOTES
  *	  Everything here runs in the worker, single-threaded, and never blocks:
@@ -49,6 +54,7 @@
 #include <unistd.h>
 
 #include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
@@ -243,11 +249,13 @@ parse_bytes(const char *s, int64 *bytes)
 	return true;
 }
 
-/* A one-line state answer: "role=... staleness=... lag_bytes=...". */
+/* Set a one-line state answer: "role=... staleness=... lag_bytes=...". */
 static void
 answer_state(HttpAnswer *a, int status, const RRSample *s, bool known,
 			 int64 staleness, bool replica_reads)
 {
+	int64		lag_bytes = rr_sample_lag_bytes(s);
+
 	a->status = status;
 	appendStringInfo(&a->body, "role=%s staleness=",
 					 s->in_recovery ? "replica" : "primary");
@@ -255,8 +263,11 @@ answer_state(HttpAnswer *a, int status, const RRSample *s, bool known,
 		appendStringInfo(&a->body, "%.6fs", staleness / 1000000.0);
 	else
 		appendStringInfoString(&a->body, "unknown");
-	appendStringInfo(&a->body, " lag_bytes=" INT64_FORMAT " replica_reads=%s\n",
-					 rr_sample_lag_bytes(s),
+	if (lag_bytes >= 0)
+		appendStringInfo(&a->body, " lag_bytes=" INT64_FORMAT, lag_bytes);
+	else
+		appendStringInfoString(&a->body, " lag_bytes=unknown");
+	appendStringInfo(&a->body, " replica_reads=%s\n",
 					 replica_reads ? "on" : "off");
 }
 
@@ -266,6 +277,7 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 			   bool replica_reads)
 {
 	StringInfo	out = &a->body;
+	int64		lag_bytes = rr_sample_lag_bytes(s);
 	RRWaitCounters c;
 	RRLagStats	stats[RR_LAG_STATS_WINDOWS];
 	int			waiters = 0;
@@ -296,9 +308,10 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 		metric(out, "rr_router_staleness_seconds", "gauge",
 			   "Upper bound on how far visible data is behind the primary.",
 			   staleness / 1000000.0);
-	metric(out, "rr_router_lag_bytes", "gauge",
-		   "WAL bytes between the newest known primary position and replay.",
-		   (double) rr_sample_lag_bytes(s));
+	if (lag_bytes >= 0)
+		metric(out, "rr_router_lag_bytes", "gauge",
+			   "WAL bytes between the newest known primary position and replay.",
+			   (double) lag_bytes);
 	if (s->in_recovery)
 	{
 		metric(out, "rr_router_receive_lsn", "gauge",
@@ -306,8 +319,10 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 		metric(out, "rr_router_replay_lsn", "gauge",
 			   "WAL position replayed here, in bytes.", (double) s->replay_lsn);
 	}
-	metric(out, "rr_router_primary_lsn", "gauge",
-		   "Newest primary WAL position known here, in bytes.", (double) s->primary_lsn);
+	if (!s->in_recovery || s->has_primary_lsn)
+		metric(out, "rr_router_primary_lsn", "gauge",
+			   "Newest primary WAL position known here, in bytes.",
+			   (double) s->primary_lsn);
 	metric(out, "rr_router_waiters", "gauge",
 		   "Sessions waiting in rr_wait_for_lsn now.", waiters);
 
@@ -341,8 +356,12 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 	appendStringInfoString(out, "# HELP rr_router_lag_bytes_window_max Largest lag in bytes over the last period.\n"
 						   "# TYPE rr_router_lag_bytes_window_max gauge\n");
 	for (int w = 0; w < RR_LAG_STATS_WINDOWS; w++)
+	{
+		if (!stats[w].has_lag_bytes)
+			continue;
 		appendStringInfo(out, "rr_router_lag_bytes_window_max{period=\"%dm\"} " INT64_FORMAT "\n",
 						 stats[w].minutes, stats[w].lag_bytes_max);
+	}
 }
 
 /* Work out the answer to the request line 'line' (NUL-terminated). */
@@ -360,6 +379,8 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	TimestampTz as_of;
 	bool		known;
 	bool		replica_reads;
+	bool		takes_reads;
+	int64		lag_bytes;
 	bool		within;
 
 	a->status = 400;
@@ -425,9 +446,19 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	rr_read_sample(&s, NULL);
 	s.in_recovery = RecoveryInProgress();
 	replica_reads = rr_replica_reads_on();
+
+	/*
+	 * A server in recovery serves reads only as a hot standby that has
+	 * reached consistency: not with hot_standby = off, not before
+	 * consistency, never in crash recovery.
+	 */
+	takes_reads = !s.in_recovery || HotStandbyActive();
+
+	/* an unknown staleness or lag is never within a bound */
 	known = rr_current_staleness(GetCurrentTimestamp(), &staleness, &as_of);
+	lag_bytes = rr_sample_lag_bytes(&s);
 	within = known && staleness <= max_staleness &&
-		(max_lag_bytes < 0 || rr_sample_lag_bytes(&s) <= max_lag_bytes);
+		(max_lag_bytes < 0 || (lag_bytes >= 0 && lag_bytes <= max_lag_bytes));
 
 	if (strcmp(target, "/metrics") == 0)
 		answer_metrics(a, &s, known, staleness, replica_reads);
@@ -436,10 +467,14 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	else if (strcmp(target, "/primary") == 0)
 		answer_state(a, s.in_recovery ? 503 : 200, &s, known, staleness, replica_reads);
 	else if (strcmp(target, "/replica") == 0)
-		answer_state(a, s.in_recovery && replica_reads && within ? 200 : 503,
+		answer_state(a,
+					 s.in_recovery && takes_reads && replica_reads && within ?
+					 200 : 503,
 					 &s, known, staleness, replica_reads);
 	else						/* /read-only */
-		answer_state(a, !s.in_recovery || (replica_reads && within) ? 200 : 503,
+		answer_state(a,
+					 !s.in_recovery || (takes_reads && replica_reads && within) ?
+					 200 : 503,
 					 &s, known, staleness, replica_reads);
 }
 
