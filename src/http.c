@@ -25,17 +25,26 @@
  * NOTES
  *	  Everything here runs in the worker, single-threaded, and never blocks:
  *	  sockets are non-blocking and multiplexed with the worker's latch in one
- *	  WaitEventSet, so sampling and heartbeats go on whatever clients do.
- *	  Waiters are not woken from here at all (the startup process does it).
- *	  Each client gets RR_HTTP_TIMEOUT_MS to send at most RR_HTTP_MAX_REQUEST
- *	  bytes of request head; at most RR_HTTP_MAX_CLIENTS are served at once,
- *	  and a newcomer beyond that displaces the client that has waited
- *	  longest.  An answer is written with
- *	  one non-blocking send (it fits any socket buffer); a client that does
- *	  not take it loses it.  Shared data is read as the SQL functions read
- *	  it: the sample under RRShared.mutex, the waiter count under
- *	  RRShared.lock in shared mode, history under its lock; no lock is held
- *	  while talking to a client.
+ *	  WaitEventSet, built once and rebuilt only when the set of sockets
+ *	  changes.  The work of one wake-up is bounded whatever clients do: at
+ *	  most RR_HTTP_ACCEPT_BATCH connections accepted per listening socket,
+ *	  one recv() per client, and only the bytes just received are examined,
+ *	  so a flood of connections or a client sending one byte at a time
+ *	  cannot keep the worker from sampling, writing heartbeats and watching
+ *	  the waiters.  Waiters are not woken from here at all (the startup
+ *	  process does it).  Each client gets RR_HTTP_TIMEOUT_MS to send at most
+ *	  RR_HTTP_MAX_REQUEST bytes of request head; at most RR_HTTP_MAX_CLIENTS
+ *	  are served at once, and a newcomer beyond that displaces the client
+ *	  that has waited longest.  An answer is written with one non-blocking
+ *	  send (it fits any socket buffer); a client that does not take it loses
+ *	  it.  SIGPIPE is ignored in background workers, so a client that has
+ *	  gone away costs an EPIPE, not the worker.
+ *
+ *	  Shared data is read as the SQL functions read it: the sample under
+ *	  RRShared.mutex, the waiter count under RRShared.lock in shared mode,
+ *	  the lag history under its lock (history.c), whether hot standby is
+ *	  active under the recovery state's own spinlock (HotStandbyActive());
+ *	  no lock is held while talking to a client.
  *
  *	  There is no authentication: bind only to trusted addresses.
  *
@@ -50,6 +59,7 @@
 
 #include <math.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,11 +84,17 @@
 #define RR_HTTP_MAX_REQUEST		4096
 #define RR_HTTP_TIMEOUT_MS		2000
 
+/* Connections accepted per listening socket and wake-up. */
+#define RR_HTTP_ACCEPT_BATCH	8
+
+/* Latch, postmaster death, listening sockets and clients. */
+#define RR_HTTP_MAX_EVENTS		(RR_HTTP_MAX_LISTEN + RR_HTTP_MAX_CLIENTS + 2)
+
 typedef struct HttpClient
 {
 	pgsocket	sock;			/* PGINVALID_SOCKET when the slot is free */
 	TimestampTz deadline;
-	int			len;
+	int			len;			/* bytes of request head in buf */
 	char		buf[RR_HTTP_MAX_REQUEST + 1];
 } HttpClient;
 
@@ -93,6 +109,13 @@ typedef struct HttpAnswer
 static pgsocket listen_socks[RR_HTTP_MAX_LISTEN];
 static int	nlisten = 0;
 static HttpClient clients[RR_HTTP_MAX_CLIENTS];
+
+/*
+ * The sockets and the latch to wait on, and whether a socket has been opened
+ * or closed since it was built.
+ */
+static WaitEventSet *wait_set = NULL;
+static bool wait_set_stale = true;
 
 /* Everything one call of rr_http_wait() allocates; reset on return. */
 static MemoryContext http_cxt = NULL;
@@ -184,7 +207,9 @@ rr_http_start(void)
 				 errmsg("rr_router HTTP endpoint is not listening on any address")));
 	else
 		ereport(LOG,
-				(errmsg("rr_router HTTP endpoint listening on port %d", rr_http_port)));
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("rr_router HTTP endpoint listening on port %d",
+						rr_http_port)));
 }
 
 /* Close a client's connection and free its slot. */
@@ -193,6 +218,7 @@ client_close(HttpClient *c)
 {
 	closesocket(c->sock);
 	c->sock = PGINVALID_SOCKET;
+	wait_set_stale = true;
 }
 
 /* Append one "name value" line of the exposition with HELP and TYPE. */
@@ -234,7 +260,7 @@ parse_duration_usecs(const char *s, int64 *usecs)
 	return true;
 }
 
-/* Parse a byte count. */
+/* Parse a byte count (decimal digits only). */
 static bool
 parse_bytes(const char *s, int64 *bytes)
 {
@@ -271,7 +297,7 @@ answer_state(HttpAnswer *a, int status, const RRSample *s, bool known,
 					 replica_reads ? "on" : "off");
 }
 
-/* The Prometheus exposition. */
+/* Set the answer to the Prometheus exposition of the state and statistics. */
 static void
 answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 			   bool replica_reads)
@@ -364,7 +390,10 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 	}
 }
 
-/* Work out the answer to the request line 'line' (NUL-terminated). */
+/*
+ * Work out the answer to the request line 'line' (NUL-terminated, modified
+ * in place).
+ */
 static void
 answer_request(char *line, HttpAnswer *a, bool *head_only)
 {
@@ -478,7 +507,7 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 					 &s, known, staleness, replica_reads);
 }
 
-/* Reason phrase of the statuses we use. */
+/* Return the reason phrase of an HTTP status this endpoint uses. */
 static const char *
 status_text(int status)
 {
@@ -522,11 +551,12 @@ client_reply(HttpClient *c, HttpAnswer *a, bool head_only)
 	if (!head_only)
 		appendBinaryStringInfo(&msg, a->body.data, a->body.len);
 
-	(void) send(c->sock, msg.data, msg.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* the socket is non-blocking; SIGPIPE is ignored in the worker */
+	(void) send(c->sock, msg.data, msg.len, 0);
 	client_close(c);
 }
 
-/* Reply with a bare error status and close. */
+/* Reply with a bare error status and close the connection. */
 static void
 client_error(HttpClient *c, int status)
 {
@@ -538,13 +568,41 @@ client_error(HttpClient *c, int status)
 	client_reply(c, &a, false);
 }
 
-/* Read what a client sent; answer once its request head is complete. */
+/*
+ * Does a request head end in buf[0..len), given that buf[0..from) held no end
+ * of head?  Only the bytes from 'from' on are examined, so a client sending
+ * one byte at a time costs constant work per byte.
+ */
+static bool
+head_complete(const char *buf, int from, int len)
+{
+	for (int i = from; i < len; i++)
+	{
+		if (buf[i] != '\n')
+			continue;
+		/* "\n\n" or "\r\n\r\n" ends here */
+		if (i >= 1 && buf[i - 1] == '\n')
+			return true;
+		if (i >= 3 && buf[i - 1] == '\r' && buf[i - 2] == '\n' &&
+			buf[i - 3] == '\r')
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Read what a client sent, with one recv(); answer once its request head is
+ * complete.
+ */
 static void
 client_read(HttpClient *c)
 {
+	int			from = c->len;
 	ssize_t		n = recv(c->sock, c->buf + c->len, RR_HTTP_MAX_REQUEST - c->len,
 						 MSG_DONTWAIT);
 	char	   *eol;
+	HttpAnswer	a;
+	bool		head_only;
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
@@ -556,12 +614,12 @@ client_read(HttpClient *c)
 	c->len += n;
 	c->buf[c->len] = '\0';
 
-	if (memchr(c->buf, '\0', c->len) != NULL)
+	if (memchr(c->buf + from, '\0', n) != NULL)
 	{
 		client_error(c, 400);
 		return;
 	}
-	if (strstr(c->buf, "\r\n\r\n") == NULL && strstr(c->buf, "\n\n") == NULL)
+	if (!head_complete(c->buf, from, c->len))
 	{
 		if (c->len >= RR_HTTP_MAX_REQUEST)
 			client_error(c, 431);
@@ -571,22 +629,20 @@ client_read(HttpClient *c)
 	/* the head is complete: answer its request line */
 	eol = strpbrk(c->buf, "\r\n");
 	*eol = '\0';
-	{
-		HttpAnswer	a;
-		bool		head_only;
-
-		a.content_type = NULL;
-		initStringInfo(&a.body);
-		answer_request(c->buf, &a, &head_only);
-		client_reply(c, &a, head_only);
-	}
+	a.content_type = NULL;
+	initStringInfo(&a.body);
+	answer_request(c->buf, &a, &head_only);
+	client_reply(c, &a, head_only);
 }
 
-/* Accept every pending connection; close those beyond the client limit. */
+/*
+ * Accept up to RR_HTTP_ACCEPT_BATCH pending connections on 'lsock'; beyond
+ * the client limit, each displaces the client that has waited longest.
+ */
 static void
 accept_clients(pgsocket lsock)
 {
-	for (;;)
+	for (int n = 0; n < RR_HTTP_ACCEPT_BATCH; n++)
 	{
 		pgsocket	sock = accept(lsock, NULL, NULL);
 		int			slot;
@@ -619,19 +675,42 @@ accept_clients(pgsocket lsock)
 		clients[slot].len = 0;
 		clients[slot].deadline =
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RR_HTTP_TIMEOUT_MS);
+		wait_set_stale = true;
 	}
 }
 
-/* Sleep up to 'timeout_ms' on the latch while serving HTTP clients. */
+/* (Re)build the wait set from the latch and the sockets open now. */
+static void
+build_wait_set(void)
+{
+	if (wait_set != NULL)
+		FreeWaitEventSet(wait_set);
+	wait_set = rr_create_wait_event_set(RR_HTTP_MAX_EVENTS);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL,
+					  NULL);
+	for (int i = 0; i < nlisten; i++)
+		AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, listen_socks[i], NULL,
+						  (void *) &listen_socks[i]);
+	for (int i = 0; i < RR_HTTP_MAX_CLIENTS; i++)
+		if (clients[i].sock != PGINVALID_SOCKET)
+			AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, clients[i].sock,
+							  NULL, (void *) &clients[i]);
+	wait_set_stale = false;
+}
+
+/*
+ * Sleep up to 'timeout_ms' on the latch while serving HTTP clients; the work
+ * done per call is bounded (see NOTES).
+ */
 void
 rr_http_wait(long timeout_ms)
 {
-	WaitEventSet *set;
-	WaitEvent	events[RR_HTTP_MAX_LISTEN + RR_HTTP_MAX_CLIENTS + 2];
+	WaitEvent	events[RR_HTTP_MAX_EVENTS];
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz end = TimestampTzPlusMilliseconds(now, timeout_ms);
 	int			nevents;
-	MemoryContext old_cxt = MemoryContextSwitchTo(http_cxt);
+	MemoryContext old_cxt;
 
 	/* close clients that ran out of time, and wake up for the next one */
 	for (int i = 0; i < RR_HTTP_MAX_CLIENTS; i++)
@@ -644,20 +723,13 @@ rr_http_wait(long timeout_ms)
 			end = Min(end, clients[i].deadline);
 	}
 
-	set = CreateWaitEventSet(CurrentMemoryContext,
-							 RR_HTTP_MAX_LISTEN + RR_HTTP_MAX_CLIENTS + 2);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (int i = 0; i < nlisten; i++)
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, listen_socks[i], NULL,
-						  (void *) &listen_socks[i]);
-	for (int i = 0; i < RR_HTTP_MAX_CLIENTS; i++)
-		if (clients[i].sock != PGINVALID_SOCKET)
-			AddWaitEventToSet(set, WL_SOCKET_READABLE, clients[i].sock, NULL,
-							  (void *) &clients[i]);
+	if (wait_set == NULL || wait_set_stale)
+		build_wait_set();
+	nevents = WaitEventSetWait(wait_set,
+							   TimestampDifferenceMilliseconds(now, end),
+							   events, lengthof(events), RR_WAIT_EVENT);
 
-	nevents = WaitEventSetWait(set, TimestampDifferenceMilliseconds(now, end), events,
-							   lengthof(events), RR_WAIT_EVENT);
+	old_cxt = MemoryContextSwitchTo(http_cxt);
 	for (int i = 0; i < nevents; i++)
 	{
 		WaitEvent  *ev = &events[i];
@@ -671,7 +743,6 @@ rr_http_wait(long timeout_ms)
 				 ((HttpClient *) ev->user_data)->sock != PGINVALID_SOCKET)
 			client_read((HttpClient *) ev->user_data);
 	}
-	FreeWaitEventSet(set);
 	MemoryContextSwitchTo(old_cxt);
 	MemoryContextReset(http_cxt);
 }
