@@ -53,4 +53,14 @@ extern void rr_history_add(const RRHistoryEntry *entry);
 extern void rr_lag_stats_compute(TimestampTz now,
 								 RRLagStats stats[RR_LAG_STATS_WINDOWS]);
 
+/*
+ * Worker: the same windows from running statistics, at a cost independent
+ * of rr_router.history_size; the quantiles are rounded up by at most 0.1 %.
+ */
+extern void rr_lag_stats_running(TimestampTz now,
+								 RRLagStats stats[RR_LAG_STATS_WINDOWS]);
+
+/* Worker: take a bounded number of new samples into the running statistics. */
+extern void rr_lag_stats_follow(void);
+
 #endif							/* RR_HISTORY_H */

@@ -321,7 +321,7 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 		waiters += rr_shared->slots[i].in_queue ? 1 : 0;
 	LWLockRelease(rr_shared->lock);
 
-	rr_lag_stats_compute(GetCurrentTimestamp(), stats);
+	rr_lag_stats_running(GetCurrentTimestamp(), stats);
 
 	a->status = 200;
 	a->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -711,6 +711,9 @@ rr_http_wait(long timeout_ms)
 	TimestampTz end = TimestampTzPlusMilliseconds(now, timeout_ms);
 	int			nevents;
 	MemoryContext old_cxt;
+
+	/* keep the running statistics of /metrics up with the history */
+	rr_lag_stats_follow();
 
 	/* close clients that ran out of time, and wake up for the next one */
 	for (int i = 0; i < RR_HTTP_MAX_CLIENTS; i++)
