@@ -63,9 +63,10 @@ sub start_nowait
 	PostgreSQL::Test::Utils::system_or_bail('pg_ctl', '-W', '-D',
 		$node->data_dir, '-l', $node->logfile, '-o',
 		'--cluster-name=' . $node->name, 'start');
+	# (the postmaster creates its pid file, then writes it: wait for a PID)
 	my $t0 = time();
 	usleep(50_000)
-	  until -f $node->data_dir . '/postmaster.pid' || time() - $t0 > 30;
+	  until -s $node->data_dir . '/postmaster.pid' || time() - $t0 > 30;
 	$node->_update_pid(1);
 	return;
 }
