@@ -24,7 +24,9 @@
 #include "utils/wait_event.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/memutils.h"
 
 #if PG_VERSION_NUM < 150000
 #error "rr_router requires PostgreSQL 15 or later"
@@ -85,6 +87,19 @@
 #else
 #define rr_init_backend_without_database() \
 	InitPostgres(NULL, InvalidOid, NULL, InvalidOid, false, false, NULL)
+#endif
+
+/*
+ * A WaitEventSet that lives until it is freed or the process exits.
+ * PostgreSQL 17 ties a set to a resource owner (none: it is ours to free)
+ * where 15 and 16 take a memory context.
+ */
+#if PG_VERSION_NUM >= 170000
+#define rr_create_wait_event_set(nevents) \
+	CreateWaitEventSet(NULL, (nevents))
+#else
+#define rr_create_wait_event_set(nevents) \
+	CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
 /* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */

@@ -33,6 +33,7 @@ typedef struct RRSample
 	XLogRecPtr	receive_lsn;	/* replica: flushed by the walreceiver */
 	XLogRecPtr	replay_lsn;		/* replica: end of the last replayed record */
 	XLogRecPtr	primary_lsn;	/* newest primary WAL position known here */
+	bool		has_primary_lsn;	/* false: no primary has told us its position */
 	int			receiver_state; /* WalRcvState, or -1 on a primary */
 	bool		replay_paused;	/* replica: pause requested or in effect */
 	bool		has_clock_offset;
@@ -140,7 +141,10 @@ extern RRShared *rr_shared;
 extern void rr_shmem_request(void);
 extern void rr_shmem_startup(void);
 
-/* WAL bytes a sample's replica is behind the primary (0 on a primary). */
+/*
+ * WAL bytes a sample's replica is behind the primary (0 on a primary, -1
+ * while the primary's position is unknown).
+ */
 extern int64 rr_sample_lag_bytes(const RRSample *s);
 
 /* Copy the latest sample, or the counters, out of shared memory. */

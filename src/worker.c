@@ -170,12 +170,21 @@ take_sample(RRSample *s)
 		s->has_clock_offset = estimate_clock_offset(send_time, receipt_time,
 													&s->clock_offset);
 
-		s->primary_lsn = Max(latest_wal_end, Max(s->receive_lsn, s->replay_lsn));
+		/*
+		 * Only a message from a walsender tells where the primary is; an
+		 * archive-only replica, or one whose primary has not answered since
+		 * it started, does not know (receive_lsn alone is only where
+		 * streaming was asked to start).
+		 */
+		s->has_primary_lsn = latest_wal_end != InvalidXLogRecPtr;
+		if (s->has_primary_lsn)
+			s->primary_lsn = Max(latest_wal_end, Max(s->receive_lsn, s->replay_lsn));
 	}
 	else
 	{
 		s->timeline = GetWALInsertionTimeLine();
 		s->primary_lsn = GetFlushRecPtr(NULL);
+		s->has_primary_lsn = true;
 		s->receiver_state = -1;
 	}
 }
