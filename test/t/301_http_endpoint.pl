@@ -221,6 +221,10 @@ is($types->{rr_router_waits_total}, 'counter', 'rr_router_waits_total is a count
 # --- fresh replica -------------------------------------------------------
 
 $primary->wait_for_catchup($replica);
+# Staleness is known once replay has proven a primary time since the start:
+# the next heartbeat (at most 1 s away) or commit.
+poll_until($replica, 'SELECT rr_staleness() IS NOT NULL')
+  or die 'the replica never learnt its staleness';
 $st = check_path($rport, '/health', 200, 'fresh replica');
 is($st->{role}, 'replica', 'fresh replica: role=replica');
 is($st->{replica_reads}, 'on', 'fresh replica: replica_reads on');
