@@ -17,8 +17,6 @@
 #ifndef RR_COMPAT_H
 #define RR_COMPAT_H
 
-#include "postgres.h"
-
 #include "access/twophase.h"
 #include "pgstat.h"
 #include "utils/wait_event.h"

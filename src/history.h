@@ -13,8 +13,6 @@
 #ifndef RR_HISTORY_H
 #define RR_HISTORY_H
 
-#include "postgres.h"
-
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 

@@ -14,8 +14,6 @@
 #ifndef RR_SHMEM_H
 #define RR_SHMEM_H
 
-#include "postgres.h"
-
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "lib/pairingheap.h"

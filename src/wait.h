@@ -13,8 +13,6 @@
 #ifndef RR_WAIT_H
 #define RR_WAIT_H
 
-#include "postgres.h"
-
 #include "access/xlogdefs.h"
 #include "fmgr.h"
 #include "lib/pairingheap.h"

@@ -176,4 +176,26 @@ for my $file (glob("$top/src/*.c"))
 		"$short: no MSG_NOSIGNAL (Linux-only; SIGPIPE is ignored in the worker)");
 }
 
+# --- includes and versions ---------------------------------------------------
+
+for my $file (glob("$top/src/*.c"), glob("$top/src/*.h"))
+{
+	my $src = slurp($file);
+	my $short = $file =~ s{.*/}{}r;
+	my ($first) = $src =~ /^#include\s+(\S+)/m;
+
+	if ($short =~ /\.c$/)
+	{
+		is($first, '"postgres.h"', "$short: includes postgres.h first");
+	}
+	else
+	{
+		unlike($src, qr/^#include\s+"postgres\.h"/m,
+			"$short: a header leaves postgres.h to the .c file");
+	}
+	unlike($src, qr/PG_VERSION_NUM/,
+		"$short: version differences live in compat.h")
+	  unless $short eq 'compat.h';
+}
+
 done_testing();
