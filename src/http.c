@@ -6,13 +6,14 @@
  *	  the SQL functions.
  *
  *	  GET /health                         200 while the server runs
- *	  GET /primary                        200 on a primary
+ *	  GET /primary                        200 on a primary that accepts
+ *	                                      connections (not shutting down)
  *	  GET /replica[?max_staleness=D][&max_lag_bytes=N]
  *	                                      200 on a hot standby that accepts
  *	                                      read-only connections now, within
  *	                                      the bounds, with
  *	                                      rr_router.replica_reads on
- *	  GET /read-only[?...same bounds...]  200 on a primary, or as /replica
+ *	  GET /read-only[?...same bounds...]  200 as /primary, or as /replica
  *	  GET /metrics                        Prometheus text exposition
  *
  * Anything else is 503 (not in that state), 400 (bad request or parameter),
@@ -67,8 +68,10 @@
 #include "access/xlogrecovery.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/fd.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
+#include "utils/pidfile.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
@@ -391,6 +394,39 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 }
 
 /*
+ * Does the postmaster accept connections now?  During a smart or fast
+ * shutdown it refuses new ones while background workers, this one
+ * included, run on until the sessions have gone; the status it writes into
+ * postmaster.pid says which (read per request: a few microseconds).  An
+ * unreadable file or a status still missing counts as not accepting.
+ */
+static bool
+postmaster_accepting(void)
+{
+	char		path[MAXPGPATH];
+	char		line[MAXPGPATH + 64];
+	FILE	   *file;
+	int			lineno = 0;
+	bool		accepting = false;
+
+	snprintf(path, sizeof(path), "%s/postmaster.pid", DataDir);
+	file = AllocateFile(path, "r");
+	if (file == NULL)
+		return false;
+	while (fgets(line, sizeof(line), file) != NULL)
+	{
+		if (++lineno == LOCK_FILE_LINE_PM_STATUS)
+		{
+			accepting = strncmp(line, PM_STATUS_READY, strlen(PM_STATUS_READY)) == 0 ||
+				strncmp(line, PM_STATUS_STANDBY, strlen(PM_STATUS_STANDBY)) == 0;
+			break;
+		}
+	}
+	FreeFile(file);
+	return accepting;
+}
+
+/*
  * Work out the answer to the request line 'line' (NUL-terminated, modified
  * in place).
  */
@@ -408,6 +444,7 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	TimestampTz as_of;
 	bool		known;
 	bool		replica_reads;
+	bool		accepting;
 	bool		takes_reads;
 	int64		lag_bytes;
 	bool		within;
@@ -479,9 +516,11 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	/*
 	 * A server in recovery serves reads only as a hot standby that has
 	 * reached consistency: not with hot_standby = off, not before
-	 * consistency, never in crash recovery.
+	 * consistency, never in crash recovery.  No server serves anything
+	 * while it shuts down.
 	 */
-	takes_reads = !s.in_recovery || HotStandbyActive();
+	accepting = postmaster_accepting();
+	takes_reads = accepting && (!s.in_recovery || HotStandbyActive());
 
 	/* an unknown staleness or lag is never within a bound */
 	known = rr_current_staleness(GetCurrentTimestamp(), &staleness, &as_of);
@@ -494,7 +533,8 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	else if (strcmp(target, "/health") == 0)
 		answer_state(a, 200, &s, known, staleness, replica_reads);
 	else if (strcmp(target, "/primary") == 0)
-		answer_state(a, s.in_recovery ? 503 : 200, &s, known, staleness, replica_reads);
+		answer_state(a, s.in_recovery || !accepting ? 503 : 200, &s, known,
+					 staleness, replica_reads);
 	else if (strcmp(target, "/replica") == 0)
 		answer_state(a,
 					 s.in_recovery && takes_reads && replica_reads && within ?
@@ -502,7 +542,7 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 					 &s, known, staleness, replica_reads);
 	else						/* /read-only */
 		answer_state(a,
-					 !s.in_recovery || (takes_reads && replica_reads && within) ?
+					 takes_reads && (!s.in_recovery || (replica_reads && within)) ?
 					 200 : 503,
 					 &s, known, staleness, replica_reads);
 }
