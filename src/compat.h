@@ -89,7 +89,12 @@
 /*
  * Make this background worker a backend without a database, so that it
  * shows in pg_stat_activity: InitPostgres() took two booleans before
- * PostgreSQL 17 and a flags word since.
+ * PostgreSQL 17 and a flags word since.  Called directly rather than
+ * through BackgroundWorkerInitializeConnection(), which refuses a worker
+ * that starts with the postmaster; the worker calls it only once the
+ * server accepts connections (worker.c), when a backend's start-up is safe.
+ * It then holds a sinval slot it never reads: after one catch-up signal
+ * the queue resets it, which costs nothing since it uses no caches.
  */
 #if PG_VERSION_NUM >= 170000
 #define rr_init_backend_without_database() \

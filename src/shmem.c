@@ -116,8 +116,10 @@ rr_read_sample(RRSample *sample, int *worker_pid)
 }
 
 /*
- * Copy the wait counters.  Each is read atomically; 'waits' is the sum of
- * the outcomes read, so it always agrees with them.
+ * Copy the wait counters.  Each is read atomically and is exact, but the
+ * set is not one atomic snapshot: a call counted in its outcome may not be
+ * in the times yet.  'waits' is the sum of the outcomes read, so it always
+ * agrees with them.
  */
 void
 rr_read_counters(RRWaitCounters *c)

@@ -42,8 +42,11 @@
  *	  The same ordering lets wakers skip the lock when min_waited_lsn says
  *	  nobody waits for what they wake: a waiter that enters the queue after
  *	  that read looks at the replay position, the kill switch, the recovery
- *	  state and replay_blocked itself, and the waker wrote those (followed
- *	  by a barrier) before it read min_waited_lsn.
+ *	  state and replay_blocked itself.  The worker publishes the kill switch
+ *	  and replay_blocked with an atomic exchange (a full barrier) before it
+ *	  reads min_waited_lsn; the end of recovery it only observes, and
+ *	  RecoveryInProgress(), which the waiter calls, reads the shared
+ *	  recovery state behind a barrier of its own.
  *
  *	  A waiting session must not hold back replay for everyone else.  A
  *	  backend's xmin makes the startup process wait (up to
@@ -322,10 +325,11 @@ rr_check_replay_blocked(bool in_recovery)
 
 /*
  * Has replay certainly passed 'target'?  The redo hook's position is read
- * first: it is one atomic load, and it is ahead of the core's for every
- * built-in resource manager.  The core's position, which takes a spinlock,
- * is consulted only when the hook's falls short (records of custom
- * resource managers, which the hook does not see).
+ * first: it is one atomic load, and it covers every waiter the startup
+ * process woke.  The core's position, which takes the spinlock the startup
+ * process takes after every record, is consulted only when the hook's
+ * falls short -- for a waiter checking before it sleeps, usually, since
+ * the hook publishes its position only when it wakes someone.
  */
 static bool
 replayed_past(XLogRecPtr target)
