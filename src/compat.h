@@ -60,6 +60,16 @@
 	 ((event) & 0xFF000000) == PG_WAIT_LOCK || \
 	 ((event) & 0xFF000000) == PG_WAIT_BUFFER_PIN)
 
+/*
+ * How pg_lsn prints an LSN (printf format for LSN_FORMAT_ARGS): PostgreSQL
+ * 19 pads the low half to eight digits.
+ */
+#if PG_VERSION_NUM >= 190000
+#define RR_LSN_FORMAT	"%X/%08X"
+#else
+#define RR_LSN_FORMAT	"%X/%X"
+#endif
+
 /* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */
 #define RR_WAIT_EVENT	PG_WAIT_EXTENSION
 
