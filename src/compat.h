@@ -70,6 +70,9 @@
 #define RR_LSN_FORMAT	"%X/%X"
 #endif
 
+/* Room for an LSN so formatted, and the terminator. */
+#define RR_LSN_BUFSIZE	18
+
 /* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */
 #define RR_WAIT_EVENT	PG_WAIT_EXTENSION
 

@@ -151,7 +151,7 @@ for my $file (glob("$top/src/*.c"))
 		my $line = 1 + (() = substr($src, 0, $-[0]) =~ /\n/g);
 		my $where = "$short:$line";
 
-		ok($body =~ /\berrcode(?:_for_socket_access)?\(/,
+		ok($body =~ /\berrcode(?:_for_socket_access|_for_file_access)?\(/,
 			"$where: ereport($level) has an errcode")
 		  unless $level =~ /^(?:DEBUG\d?|LOG|INFO|NOTICE)$/;
 

@@ -1,0 +1,16 @@
+/* rr_router--1.0--1.1.sql */
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION rr_router UPDATE TO '1.1'" to load this file. \quit
+
+--
+-- Failover-safe causality tokens: the commit's timeline with its LSN.
+--
+
+CREATE FUNCTION @extschema@.rr_last_commit_token()
+RETURNS pg_catalog.text
+AS 'MODULE_PATHNAME', 'rr_last_commit_token'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION @extschema@.rr_last_commit_token() IS
+'causality token of this session''s last transaction that wrote a commit record, as ''TLI:LSN'' (the timeline it was written on and its end LSN): the failover-safe token to hand to a replica';
