@@ -21,7 +21,8 @@ OBJS = \
 	src/heartbeat.o \
 	src/staleness.o \
 	src/history.o \
-	src/http.o
+	src/http.o \
+	src/statement.o
 
 EXTENSION = rr_router
 DATA = rr_router--1.0.sql rr_router--1.0--1.1.sql

@@ -193,8 +193,8 @@ worker_exit(int code, Datum arg)
 {
 	SpinLockAcquire(&rr_shared->mutex);
 	rr_shared->worker_pid = 0;
-	rr_shared->worker_latch = NULL;
 	SpinLockRelease(&rr_shared->mutex);
+	pg_atomic_write_u32(&rr_shared->worker_procno, PG_UINT32_MAX);
 }
 
 /* Record a sample in the lag history. */
@@ -234,8 +234,8 @@ rr_worker_main(Datum main_arg)
 
 	SpinLockAcquire(&rr_shared->mutex);
 	rr_shared->worker_pid = MyProcPid;
-	rr_shared->worker_latch = MyLatch;
 	SpinLockRelease(&rr_shared->mutex);
+	pg_atomic_write_u32(&rr_shared->worker_procno, RR_MY_PROC_NUMBER);
 	before_shmem_exit(worker_exit, (Datum) 0);
 
 	publish_replica_reads();

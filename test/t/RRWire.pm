@@ -1,216 +1,227 @@
 
-# Copyright (c) 2026, rr_router contributors
+# Copyright (c) 2026, rr_router developers
 #
 # RRWire.pm
-#	  A minimal client of the PostgreSQL frontend/backend protocol (version
-#	  3.0) for tests that must see every message the server sends, which
-#	  libpq does not show: how many ParameterStatus messages a round trip
-#	  carries and where they come.  Trust authentication only.
+#	  A minimal PostgreSQL frontend speaking the wire protocol (version 3)
+#	  over a node's Unix socket, for tests that need what libpq and psql do
+#	  not expose: suspended portals (Execute with a row limit), pipelines of
+#	  several messages before one Sync, and every message the server sends
+#	  back, ParameterStatus included.
 #
-#	my $c = RRWire->connect($node, options => '-c rr_router.report_commit_lsn=on');
-#	$c->{startup_params}{'rr_router.last_commit_lsn'}   # reported at start
-#	my $msgs = $c->query("BEGIN; INSERT ...; COMMIT;");  # up to ReadyForQuery
-#	my @v = RRWire::reports($msgs, 'rr_router.last_commit_lsn');
-#	$msgs = $c->pipeline('BEGIN', 'INSERT ...', 'COMMIT');  # extended protocol, one Sync
-#	my ($lsn) = $c->row('SELECT rr_last_commit_lsn()');
+# Only trust authentication is supported, which is what the test clusters
+# use for local connections.
+#
+#	my $c = RRWire->connect($node);
+#	$c->send_parse_bind_execute('SELECT ...', max_rows => 1, portal => 'p1');
+#	$c->send_sync;
+#	my @msgs = $c->read_until_ready;   # [type, payload] pairs
 
 package RRWire;
 
 use strict;
 use warnings FATAL => 'all';
 
-use IO::Socket::INET;
 use IO::Socket::UNIX;
+use IO::Select;
+use Test::More;
 
-# Connect to $node's database 'postgres' as the operating-system user;
-# %params are further startup parameters.  Dies unless the server accepts
-# the connection without a password.
+# Open a session as the node's default user on database $db (postgres).
 sub connect
 {
-	my ($class, $node, %params) = @_;
-	my $host = $node->host;
-	my $port = $node->port;
-	my $sock =
-	  $host =~ m{^/}
-	  ? IO::Socket::UNIX->new(Peer => "$host/.s.PGSQL.$port")
-	  : IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port);
-	die "cannot connect to $host:$port: $!" unless $sock;
-	binmode $sock;
+	my ($class, $node, %opt) = @_;
+	my $path = $node->host . '/.s.PGSQL.' . $node->port;
+	my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $path)
+	  or die "cannot connect to $path: $!";
+	my $self = bless { sock => $sock, buf => '' }, $class;
 
-	my $self = bless { sock => $sock, startup_params => {} }, $class;
-	my %startup = (
-		user => scalar(getpwuid($<)),
-		database => 'postgres',
-		%params);
-	my $body = pack('N', 196608)
-	  . join('', map { "$_\0$startup{$_}\0" } sort keys %startup) . "\0";
-	$self->_send(pack('N', length($body) + 4) . $body);
+	my %params = (
+		user => $opt{user} // $ENV{USER} // scalar(getpwuid($<)),
+		database => $opt{dbname} // 'postgres',
+		%{ $opt{options} // {} });
+	my $body = pack('N', 196608);
+	$body .= "$_\0$params{$_}\0" for sort keys %params;
+	$body .= "\0";
+	$self->_write(pack('N', 4 + length $body) . $body);
 
-	for my $m (@{ $self->until_ready })
+	my @msgs = $self->read_until_ready;
+	for my $m (@msgs)
 	{
-		my ($type, $data) = @$m;
-		die 'the server asked for a password: only trust authentication is supported'
-		  if $type eq 'R' && unpack('N', $data) != 0;
-		die 'connection refused: ' . error_text($data) if $type eq 'E';
-		if ($type eq 'S')
-		{
-			my ($name, $value) = split /\0/, $data, -1;
-			$self->{startup_params}{$name} = $value;
-		}
+		die 'authentication other than trust requested'
+		  if $m->[0] eq 'R' && unpack('N', $m->[1]) != 0;
+		die 'connection refused: ' . error_fields($m)->{M}
+		  if $m->[0] eq 'E';
 	}
+	$self->{startup} = \@msgs;
 	return $self;
 }
 
-sub _send
+sub _write
 {
-	my ($self, $bytes) = @_;
+	my ($self, $data) = @_;
 	my $off = 0;
-	while ($off < length $bytes)
+	while ($off < length $data)
 	{
-		my $n = syswrite($self->{sock}, $bytes, length($bytes) - $off, $off);
+		my $n = syswrite($self->{sock}, $data, length($data) - $off, $off);
 		die "write failed: $!" unless defined $n;
 		$off += $n;
 	}
 	return;
 }
 
-sub _read_exactly
-{
-	my ($self, $len) = @_;
-	my $buf = '';
-	while (length $buf < $len)
-	{
-		my $n = sysread($self->{sock}, $buf, $len - length $buf, length $buf);
-		die "read failed: $!" unless defined $n;
-		die 'the server closed the connection' if $n == 0;
-	}
-	return $buf;
-}
-
-# One backend message as [type, body].
-sub read_message
-{
-	my ($self) = @_;
-	my ($type, $len) = unpack('a N', $self->_read_exactly(5));
-	return [ $type, $self->_read_exactly($len - 4) ];
-}
-
-# Every message up to and including the next ReadyForQuery.
-sub until_ready
-{
-	my ($self) = @_;
-	my @msgs;
-	while (1)
-	{
-		my $m = $self->read_message;
-		push @msgs, $m;
-		return \@msgs if $m->[0] eq 'Z';
-	}
-}
-
-sub _message
+# Queue one typed message (not flushed until the next _write).
+sub _msg
 {
 	my ($type, $body) = @_;
-	return $type . pack('N', length($body) + 4) . $body;
+	return $type . pack('N', 4 + length $body) . $body;
 }
 
-# Run $sql through the simple protocol; the messages of that round trip.
-sub query
+# Simple Query: one round trip, possibly several statements.
+sub send_query
 {
 	my ($self, $sql) = @_;
-	$self->_send(_message('Q', "$sql\0"));
-	return $self->until_ready;
+	$self->_write(_msg('Q', "$sql\0"));
+	return;
 }
 
-# Run each statement through the extended protocol (unnamed statement and
-# portal: Parse, Bind, Execute), all before one Sync; the messages of that
-# round trip.
-sub pipeline
+# Parse, Bind and Execute $sql (no parameters) into portal $opt{portal}
+# (default unnamed) with a row limit $opt{max_rows} (default 0: all rows).
+# Nothing is flushed to the client until Sync or Flush.
+sub send_parse_bind_execute
 {
-	my ($self, @statements) = @_;
-	my $out = '';
-	for my $sql (@statements)
-	{
-		$out .= _message('P', "\0$sql\0" . pack('n', 0));
-		$out .= _message('B', "\0\0" . pack('n n n', 0, 0, 0));
-		$out .= _message('E', "\0" . pack('N', 0));
-	}
-	$out .= _message('S', '');
-	$self->_send($out);
-	return $self->until_ready;
+	my ($self, $sql, %opt) = @_;
+	my $portal = $opt{portal} // '';
+	my $data = _msg('P', "\0$sql\0" . pack('n', 0));
+	$data .= _msg('B', "$portal\0\0" . pack('nnn', 0, 0, 0));
+	$data .= _msg('E', "$portal\0" . pack('N', $opt{max_rows} // 0));
+	$self->_write($data);
+	return;
 }
 
-# The first row of $sql's result as a list of text values (undef for NULL);
-# dies on an error.
-sub row
+# Execute an existing portal again, for up to $max_rows rows (0: all).
+sub send_execute
 {
-	my ($self, $sql) = @_;
-	my $msgs = $self->query($sql);
-	my @row;
-	for my $m (@$msgs)
+	my ($self, $portal, $max_rows) = @_;
+	$self->_write(_msg('E', "$portal\0" . pack('N', $max_rows // 0)));
+	return;
+}
+
+sub send_flush { my ($self) = @_; $self->_write(_msg('H', '')); return; }
+sub send_sync  { my ($self) = @_; $self->_write(_msg('S', '')); return; }
+
+# Read one message, waiting up to $timeout seconds (default 180); undef on
+# timeout or end of stream.
+sub read_message
+{
+	my ($self, $timeout) = @_;
+	my $sel = IO::Select->new($self->{sock});
+	my $deadline = time + ($timeout // 180);
+	for (;;)
 	{
-		die "query failed: $sql: " . error_text($m->[1]) if $m->[0] eq 'E';
-		next unless $m->[0] eq 'D' && !@row;
-		my $data = $m->[1];
-		my $n = unpack('n', $data);
-		my $pos = 2;
-		for (1 .. $n)
+		if (length $self->{buf} >= 5)
 		{
-			my $len = unpack('l>', substr($data, $pos, 4));
-			$pos += 4;
-			if ($len < 0) { push @row, undef; next; }
-			push @row, substr($data, $pos, $len);
-			$pos += $len;
+			my ($type, $len) = unpack('a N', $self->{buf});
+			if (length $self->{buf} >= 1 + $len)
+			{
+				my $payload = substr($self->{buf}, 5, $len - 4);
+				substr($self->{buf}, 0, 1 + $len) = '';
+				return [ $type, $payload ];
+			}
 		}
+		my $left = $deadline - time;
+		return undef if $left <= 0 || !$sel->can_read($left);
+		my $n = sysread($self->{sock}, my $chunk, 65536);
+		return undef unless $n;
+		$self->{buf} .= $chunk;
 	}
-	return @row;
 }
 
-# The values of the ParameterStatus messages named $name among $msgs.
-sub reports
+# Read messages up to and including ReadyForQuery ('Z'); dies on timeout.
+sub read_until_ready
 {
-	my ($msgs, $name) = @_;
-	my @values;
-	for my $m (@$msgs)
+	my ($self, $timeout) = @_;
+	my @msgs;
+	for (;;)
 	{
-		next unless $m->[0] eq 'S';
-		my ($n, $v) = split /\0/, $m->[1], -1;
-		push @values, $v if $n eq $name;
+		my $m = $self->read_message($timeout);
+		die 'no ReadyForQuery from the server' unless defined $m;
+		push @msgs, $m;
+		return @msgs if $m->[0] eq 'Z';
 	}
-	return @values;
 }
 
-# The message types of a round trip as one string, e.g. "CCCSSZ".
-sub types
+# Read messages until one of type $type arrives (included); dies on timeout.
+sub read_until
 {
-	my ($msgs) = @_;
-	return join '', map { $_->[0] } @$msgs;
+	my ($self, $type, $timeout) = @_;
+	my @msgs;
+	for (;;)
+	{
+		my $m = $self->read_message($timeout);
+		die "no '$type' message from the server" unless defined $m;
+		push @msgs, $m;
+		return @msgs if $m->[0] eq $type;
+	}
 }
 
-# "SQLSTATE: message" of an ErrorResponse body.
-sub error_text
+# The fields of an ErrorResponse or NoticeResponse, by code letter.
+sub error_fields
 {
-	my ($data) = @_;
+	my ($m) = @_;
 	my %f;
-	for my $field (split /\0/, $data)
+	for my $field (split /\0/, $m->[1])
 	{
 		$f{ substr($field, 0, 1) } = substr($field, 1) if length $field;
 	}
-	return ($f{C} // '?????') . ': ' . ($f{M} // '');
+	return \%f;
 }
 
-# The SQLSTATEs of the ErrorResponses among $msgs.
-sub errors
+# The SQLSTATE of the first ErrorResponse among @msgs, or undef.
+sub sqlstate
 {
-	my ($msgs) = @_;
-	return map { error_text($_->[1]) } grep { $_->[0] eq 'E' } @$msgs;
+	my (@msgs) = @_;
+	for my $m (@msgs)
+	{
+		return error_fields($m)->{C} if $m->[0] eq 'E';
+	}
+	return undef;
+}
+
+# The values of the DataRow messages among @msgs, one array per row.
+sub rows
+{
+	my (@msgs) = @_;
+	my @rows;
+	for my $m (grep { $_->[0] eq 'D' } @msgs)
+	{
+		my ($n, $rest) = unpack('n a*', $m->[1]);
+		my @vals;
+		for (1 .. $n)
+		{
+			my $len = unpack('l>', $rest);
+			$rest = substr($rest, 4);
+			if ($len < 0) { push @vals, undef; next; }
+			push @vals, substr($rest, 0, $len);
+			$rest = substr($rest, $len);
+		}
+		push @rows, \@vals;
+	}
+	return @rows;
+}
+
+# The ParameterStatus messages among @msgs, as [name, value] pairs (an
+# empty value is '').
+sub parameter_statuses
+{
+	my (@msgs) = @_;
+	return map { [ (split /\0/, $_->[1], -1)[ 0, 1 ] ] }
+	  grep { $_->[0] eq 'S' } @msgs;
 }
 
 sub close
 {
 	my ($self) = @_;
-	$self->_send(_message('X', ''));
-	close $self->{sock};
+	$self->_write(_msg('X', ''));
+	close($self->{sock});
 	return;
 }
 

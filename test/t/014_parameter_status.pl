@@ -2,7 +2,7 @@
 # Copyright (c) 2026, rr_router contributors
 #
 # The token reported the way core reports settings (SPEC section 1), seen on
-# the wire with a raw protocol client (RRWire.pm), since libpq keeps only
+# the wire with the raw protocol client RRWire.pm, since libpq keeps only
 # the last value of each parameter:
 # - with rr_router.report_commit_lsn on, a round trip that commits any
 #   number of times (ten commits in one simple Query, several commits in an
@@ -30,17 +30,77 @@ use Test::More;
 my $LSN = 'rr_router.last_commit_lsn';
 my $TOKEN = 'rr_router.last_commit_token';
 
+# One round trip: every message up to ReadyForQuery.
+sub query
+{
+	my ($conn, $sql) = @_;
+	$conn->send_query($sql);
+	return [ $conn->read_until_ready ];
+}
+
+# An extended-protocol pipeline: Parse, Bind, Execute per statement, then
+# one Sync.
+sub pipeline
+{
+	my ($conn, @statements) = @_;
+	$conn->send_parse_bind_execute($_) for @statements;
+	$conn->send_sync;
+	return [ $conn->read_until_ready ];
+}
+
+# The first row of $sql's result; dies on an error.
+sub row
+{
+	my ($conn, $sql) = @_;
+	my $msgs = query($conn, $sql);
+	die "query failed: $sql" if defined RRWire::sqlstate(@$msgs);
+	my ($first) = RRWire::rows(@$msgs);
+	return @$first;
+}
+
+# The values of the ParameterStatus messages named $name.
+sub reports
+{
+	my ($msgs, $name) = @_;
+	return map { $_->[1] }
+	  grep { $_->[0] eq $name } RRWire::parameter_statuses(@$msgs);
+}
+
+# The message types of a round trip as one string, e.g. "CCCSSZ".
+sub types
+{
+	my ($msgs) = @_;
+	return join '', map { $_->[0] } @$msgs;
+}
+
+# "SQLSTATE: message" of each ErrorResponse.
+sub errors
+{
+	my ($msgs) = @_;
+	return map {
+		my $f = RRWire::error_fields($_);
+		"$f->{C}: $f->{M}"
+	} grep { $_->[0] eq 'E' } @$msgs;
+}
+
+# What core reported when the connection started.
+sub startup_params
+{
+	my ($conn) = @_;
+	return { map { @$_ } RRWire::parameter_statuses(@{ $conn->{startup} }) };
+}
+
 my $node = rr_primary('primary', conf => 'max_prepared_transactions = 2');
 $node->safe_psql('postgres', 'CREATE TABLE t(id serial, v text)');
 my $tli = $node->safe_psql('postgres',
 	'SELECT timeline_id FROM pg_control_checkpoint()');
 
 my $c = RRWire->connect($node,
-	options => '-c rr_router.report_commit_lsn=on');
+	options => { options => '-c rr_router.report_commit_lsn=on' });
 
-is($c->{startup_params}{$LSN}, '',
+is(startup_params($c)->{$LSN}, '',
 	'at connection start core reports rr_router.last_commit_lsn, empty');
-is($c->{startup_params}{$TOKEN}, '',
+is(startup_params($c)->{$TOKEN}, '',
 	'... and rr_router.last_commit_token, empty');
 
 # What the session's functions say now (a round trip of its own, which
@@ -48,10 +108,10 @@ is($c->{startup_params}{$TOKEN}, '',
 sub current_token
 {
 	my ($conn) = @_;
-	my $msgs = $conn->query('SELECT rr_last_commit_lsn()');
-	my @r = RRWire::reports($msgs, $LSN);
+	my $msgs = query($conn, 'SELECT rr_last_commit_lsn()');
+	my @r = reports($msgs, $LSN);
 	die "a read reported @r" if @r;
-	my ($lsn) = $conn->row('SELECT rr_last_commit_lsn()');
+	my ($lsn) = row($conn, 'SELECT rr_last_commit_lsn()');
 	return $lsn;
 }
 
@@ -62,8 +122,8 @@ sub check_round_trip
 {
 	my ($label, $msgs, $lsn_before, $want_commit) = @_;
 	my $lsn_after = current_token($c);
-	my @lsn = RRWire::reports($msgs, $LSN);
-	my @token = RRWire::reports($msgs, $TOKEN);
+	my @lsn = reports($msgs, $LSN);
+	my @token = reports($msgs, $TOKEN);
 	if ($want_commit)
 	{
 		ok(defined $lsn_after && (!defined $lsn_before
@@ -73,7 +133,7 @@ sub check_round_trip
 			"$label: exactly one ParameterStatus $LSN, the newest token");
 		is_deeply(\@token, ["$tli:$lsn_after"],
 			"$label: exactly one ParameterStatus $TOKEN, 'TLI:LSN'");
-		like(RRWire::types($msgs), qr/SSZ$/,
+		like(types($msgs), qr/SSZ$/,
 			"$label: both come with the ReadyForQuery that ends the round trip");
 	}
 	else
@@ -89,18 +149,18 @@ is($lsn, undef, 'a new session has no token');
 
 # One autocommit write.
 $lsn = check_round_trip('one INSERT',
-	$c->query("INSERT INTO t(v) VALUES ('one')"), $lsn, 1);
+	query($c, "INSERT INTO t(v) VALUES ('one')"), $lsn, 1);
 
 # Ten commits in one simple Query.
 my $ten = join ' ',
   map { "BEGIN; INSERT INTO t(v) VALUES ('ten $_'); COMMIT;" } 1 .. 10;
-my $msgs = $c->query($ten);
+my $msgs = query($c, $ten);
 is(scalar(grep { $_->[0] eq 'C' } @$msgs), 30,
 	'ten commits in one Query: all thirty statements ran');
 $lsn = check_round_trip('ten commits in one Query', $msgs, $lsn, 1);
 
 # Several commits in an extended-protocol pipeline before one Sync.
-$msgs = $c->pipeline(
+$msgs = pipeline($c, 
 	map { ('BEGIN', "INSERT INTO t(v) VALUES ('pipelined $_')", 'COMMIT') }
 	  1 .. 3);
 is(scalar(grep { $_->[0] eq 'C' } @$msgs), 9,
@@ -110,92 +170,92 @@ $lsn = check_round_trip('three commits in one pipeline', $msgs, $lsn, 1);
 # Autocommit statements in a pipeline form one implicit transaction.
 $lsn = check_round_trip(
 	'pipelined autocommit INSERTs',
-	$c->pipeline(map { "INSERT INTO t(v) VALUES ('implicit $_')" } 1 .. 3),
+	pipeline($c, map { "INSERT INTO t(v) VALUES ('implicit $_')" } 1 .. 3),
 	$lsn, 1);
 
 # Round trips without a commit record report nothing.
-$lsn = check_round_trip('a read', $c->query('SELECT count(*) FROM t'), $lsn, 0);
+$lsn = check_round_trip('a read', query($c, 'SELECT count(*) FROM t'), $lsn, 0);
 $lsn = check_round_trip('a rolled-back write',
-	$c->query("BEGIN; INSERT INTO t(v) VALUES ('no'); ROLLBACK;"), $lsn, 0);
+	query($c, "BEGIN; INSERT INTO t(v) VALUES ('no'); ROLLBACK;"), $lsn, 0);
 $lsn = check_round_trip('an empty transaction',
-	$c->query('BEGIN; COMMIT;'), $lsn, 0);
-$msgs = $c->query("INSERT INTO t(v) VALUES ('no'); SELECT 1/0;");
-is_deeply([ RRWire::errors($msgs) ], ['22012: division by zero'],
+	query($c, 'BEGIN; COMMIT;'), $lsn, 0);
+$msgs = query($c, "INSERT INTO t(v) VALUES ('no'); SELECT 1/0;");
+is_deeply([ errors($msgs) ], ['22012: division by zero'],
 	'an error in an implicit transaction block ...');
 $lsn = check_round_trip('... rolls its write back', $msgs, $lsn, 0);
 
 # Savepoints: the transaction commits, with what survived.
 $lsn = check_round_trip(
 	'a commit after ROLLBACK TO SAVEPOINT',
-	$c->query(
+	query($c, 
 		"BEGIN; SAVEPOINT a; INSERT INTO t(v) VALUES ('sp'); "
 		  . "ROLLBACK TO a; INSERT INTO t(v) VALUES ('kept'); COMMIT;"),
 	$lsn, 1);
 
 # An error after a commit in the same query: the commit stands and is
 # reported, with the error, before ReadyForQuery.
-$msgs = $c->query(
+$msgs = query($c, 
 	"BEGIN; INSERT INTO t(v) VALUES ('then error'); COMMIT; SELECT 1/0; SELECT 2;");
-is_deeply([ RRWire::errors($msgs) ], ['22012: division by zero'],
+is_deeply([ errors($msgs) ], ['22012: division by zero'],
 	'a query that fails after a COMMIT ...');
-like(RRWire::types($msgs), qr/E.*SSZ$/,
+like(types($msgs), qr/E.*SSZ$/,
 	'... reports after the error, with ReadyForQuery');
 $lsn = check_round_trip('... and reports the committed token', $msgs, $lsn, 1);
 
 # PREPARE TRANSACTION commits nothing; COMMIT PREPARED writes the commit
 # record.
 $lsn = check_round_trip('PREPARE TRANSACTION',
-	$c->query("BEGIN; INSERT INTO t(v) VALUES ('2pc'); PREPARE TRANSACTION 'p1';"),
+	query($c, "BEGIN; INSERT INTO t(v) VALUES ('2pc'); PREPARE TRANSACTION 'p1';"),
 	$lsn, 0);
 $lsn = check_round_trip('COMMIT PREPARED',
-	$c->query("COMMIT PREPARED 'p1'"), $lsn, 1);
+	query($c, "COMMIT PREPARED 'p1'"), $lsn, 1);
 
 # A pooler replays reported parameters with SET: it must work, and it
 # changes what is shown and reported, not the session's token.
 my $real = $lsn;
-$msgs = $c->query(qq{SET "$LSN" TO '0/DEADBEEF'});
-is_deeply([ RRWire::errors($msgs) ], [], 'SET rr_router.last_commit_lsn works');
-is_deeply([ RRWire::reports($msgs, $LSN) ], ['0/DEADBEEF'],
+$msgs = query($c, qq{SET "$LSN" TO '0/DEADBEEF'});
+is_deeply([ errors($msgs) ], [], 'SET rr_router.last_commit_lsn works');
+is_deeply([ reports($msgs, $LSN) ], ['0/DEADBEEF'],
 	'... and core reports the value SET, once');
-$msgs = $c->query(qq{SET "$TOKEN" TO '7:0/DEADBEEF'});
-is_deeply([ RRWire::errors($msgs) ], [], 'SET rr_router.last_commit_token works');
-is_deeply([ $c->row("SELECT current_setting('$LSN'), current_setting('$TOKEN')") ],
+$msgs = query($c, qq{SET "$TOKEN" TO '7:0/DEADBEEF'});
+is_deeply([ errors($msgs) ], [], 'SET rr_router.last_commit_token works');
+is_deeply([ row($c, "SELECT current_setting('$LSN'), current_setting('$TOKEN')") ],
 	[ '0/DEADBEEF', '7:0/DEADBEEF' ], '... SHOW shows the values SET');
 is(current_token($c), $real, '... rr_last_commit_lsn() is unaffected');
-$msgs = $c->query(qq{SET "$LSN" TO '0/DEADBEEF'});
-is(scalar(RRWire::reports($msgs, $LSN)), 0,
+$msgs = query($c, qq{SET "$LSN" TO '0/DEADBEEF'});
+is(scalar(reports($msgs, $LSN)), 0,
 	'SET to the value already reported reports nothing');
 $lsn = check_round_trip('the next commit after a SET',
-	$c->query("INSERT INTO t(v) VALUES ('after set')"), $lsn, 1);
-is_deeply([ $c->row("SHOW \"$LSN\"") ], [$lsn], '... shows the real token again');
+	query($c, "INSERT INTO t(v) VALUES ('after set')"), $lsn, 1);
+is_deeply([ row($c, "SHOW \"$LSN\"") ], [$lsn], '... shows the real token again');
 
 # A SET inside the committing transaction is overridden by the commit.
 $lsn = check_round_trip('SET LOCAL, then a commit',
-	$c->query(
+	query($c, 
 		qq{BEGIN; SET LOCAL "$LSN" TO 'x'; INSERT INTO t(v) VALUES ('local'); COMMIT;}),
 	$lsn, 1);
 
 # RESET ALL / DISCARD ALL return the display to its default.
-$msgs = $c->query('DISCARD ALL');
-is_deeply([ RRWire::reports($msgs, $LSN), RRWire::reports($msgs, $TOKEN) ],
+$msgs = query($c, 'DISCARD ALL');
+is_deeply([ reports($msgs, $LSN), reports($msgs, $TOKEN) ],
 	[ '', '' ], 'DISCARD ALL reports both settings empty again');
 is(current_token($c), $lsn, '... without forgetting the token');
-is_deeply([ $c->row('SHOW rr_router.report_commit_lsn') ], ['on'],
+is_deeply([ row($c, 'SHOW rr_router.report_commit_lsn') ], ['on'],
 	'... and reporting stays on (set at connection start)');
 
 # Reporting turned off in the session: commits report nothing more.
-$c->query('SET rr_router.report_commit_lsn = off');
+query($c, 'SET rr_router.report_commit_lsn = off');
 for my $case (
-	[ 'reporting off: one INSERT', sub { $c->query("INSERT INTO t(v) VALUES ('off')") } ],
-	[ 'reporting off: ten commits', sub { $c->query($ten) } ],
+	[ 'reporting off: one INSERT', sub { query($c, "INSERT INTO t(v) VALUES ('off')") } ],
+	[ 'reporting off: ten commits', sub { query($c, $ten) } ],
 	[ 'reporting off: a pipeline', sub {
-		$c->pipeline(map { ('BEGIN', "INSERT INTO t(v) VALUES ('off')", 'COMMIT') } 1 .. 3) } ])
+		pipeline($c, map { ('BEGIN', "INSERT INTO t(v) VALUES ('off')", 'COMMIT') } 1 .. 3) } ])
 {
 	my ($label, $run) = @$case;
 	my $m = $run->();
 	my $after = current_token($c);
 	ok(lsn_cmp($after, $lsn) > 0, "$label: the token moved");
-	is(scalar(RRWire::reports($m, $LSN)) + scalar(RRWire::reports($m, $TOKEN)),
+	is(scalar(reports($m, $LSN)) + scalar(reports($m, $TOKEN)),
 		0, "$label: nothing is reported");
 	$lsn = $after;
 }
@@ -205,18 +265,18 @@ $c->close;
 # nothing, whatever it commits.
 my $d = RRWire->connect($node);
 is_deeply(
-	[ $d->{startup_params}{$LSN}, $d->{startup_params}{$TOKEN} ],
+	[ startup_params($d)->{$LSN}, startup_params($d)->{$TOKEN} ],
 	[ '', '' ],
 	'reporting off: core reports both settings empty at connection start');
 my $reported = 0;
 for my $sql ("INSERT INTO t(v) VALUES ('default')", $ten, 'SELECT 1')
 {
-	my $m = $d->query($sql);
-	$reported += RRWire::reports($m, $LSN) + RRWire::reports($m, $TOKEN);
+	my $m = query($d, $sql);
+	$reported += reports($m, $LSN) + reports($m, $TOKEN);
 }
-$reported += RRWire::reports($d->pipeline('BEGIN', "INSERT INTO t(v) VALUES ('p')", 'COMMIT'), $LSN);
+$reported += reports(pipeline($d, 'BEGIN', "INSERT INTO t(v) VALUES ('p')", 'COMMIT'), $LSN);
 is($reported, 0, 'reporting off: commits report nothing');
-ok(defined(($d->row('SELECT rr_last_commit_lsn()'))[0]),
+ok(defined((row($d, 'SELECT rr_last_commit_lsn()'))[0]),
 	'... while rr_last_commit_lsn() follows them');
 $d->close;
 
