@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * timeline.c
- *	  Failover-safe causality tokens: parse "TLI:LSN" and judge it against
- *	  this server's timeline history.
+ *	  Failover-safe causality tokens: rr_wait_for_token(), which judges a
+ *	  "TLI:LSN" token against this server's timeline history and waits
+ *	  for its LSN like rr_wait_for_lsn().
  *
  * An LSN alone cannot say whether a write survived a failover: a promoted
  * asynchronous replica starts a new timeline at the end of the WAL it had
@@ -19,7 +20,8 @@
  *	  the write was lost in a failover and will never be here (RR001);
  *	- the token's timeline is not in the history at all: a timeline this
  *	  server has not reached yet, or a sibling branch it never will.  Nothing
- *	  here tells which, so a replica waits (the caller decides).
+ *	  here tells which, so a replica waits (false at the timeout), and a
+ *	  primary, which will never reach another timeline, raises RR001.
  *
  * A record ending exactly at a switch point survived: the new timeline
  * begins at the end of the last record the promoted server had.
@@ -44,11 +46,23 @@
  *	  The startup process moves replayEndTLI to the new timeline before it
  *	  replays the first record of that timeline (the record that makes the
  *	  switch), and the redo hook publishes a replay position only after the
- *	  record is replayed, behind a write barrier.  A caller that reads the
- *	  replay position first and the timeline after it (with a read barrier
- *	  between) therefore never pairs WAL replayed on a new timeline with the
- *	  history of the old one: it cannot take the new timeline's WAL past a
- *	  lost token's LSN for the lost write.
+ *	  record is replayed, behind a write barrier.  token_reachable() reads
+ *	  the replay position first and the timeline after it (with a read
+ *	  barrier between), and answers "reached" only from that pair: it never
+ *	  pairs WAL replayed on a new timeline with the history of the old one,
+ *	  so it cannot take the new timeline's WAL past a lost token's LSN for
+ *	  the lost write.  wait.c's own look at the replay position comes later
+ *	  and can only be further on.
+ *
+ *	  The wait itself is wait.c's, with token_reachable() as its extra
+ *	  check, run every time the waiter looks at the world: when it starts,
+ *	  when replay passes the token's LSN, and when the worker wakes every
+ *	  waiter (kill switch, promotion, recovery conflict, timeline switch).
+ *	  A token whose timeline is not in the history and cannot join it any
+ *	  more (an older timeline, or one whose LSN replay has passed on another
+ *	  branch) would be woken by every replayed record to no purpose; its
+ *	  queue target becomes RR_NEVER_REPLAYED instead, so that only those
+ *	  wake-ups of every waiter, and its timeout, reach it.
  *
  * Copyright (c) 2026, rr_router developers
  *
@@ -64,12 +78,30 @@
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xlogrecovery.h"
+#include "fmgr.h"
+#include "port/atomics.h"
 #include "storage/fd.h"
+#include "utils/builtins.h"
 #include "utils/memutils.h"
 #include "utils/wait_event.h"
 
 #include "compat.h"
+#include "rr_router.h"
 #include "timeline.h"
+#include "wait.h"
+
+/*
+ * A queue target that replay never reaches: the waiter is woken only when
+ * every waiter is (PG_UINT64_MAX itself means "nobody waits" to wait.c).
+ */
+#define RR_NEVER_REPLAYED	(PG_UINT64_MAX - 1)
+
+/* A token wait: what rr_wait_for_target() follows, and the token. */
+typedef struct RRTokenWait
+{
+	RRWaitSpec	spec;			/* spec.target may become RR_NEVER_REPLAYED */
+	RRToken		token;
+} RRTokenWait;
 
 /* One timeline of a history: it covers [begin, end); end Invalid = open. */
 typedef struct RRTimeLine
@@ -139,11 +171,12 @@ rr_parse_token(const char *str, RRToken *token)
 
 /* The timeline this server's data follows now; see timeline.h. */
 TimeLineID
-rr_server_timeline(void)
+rr_server_timeline(bool *in_recovery)
 {
 	TimeLineID	tli;
 
-	if (!RecoveryInProgress())
+	*in_recovery = RecoveryInProgress();
+	if (!*in_recovery)
 		return GetWALInsertionTimeLine();
 	(void) GetCurrentReplayRecPtr(&tli);
 	return tli;
@@ -301,4 +334,68 @@ rr_report_lost_token(const RRToken *token, TimeLineID server_tli,
 			 errdetail("Timeline %u is not in the history of this server's timeline %u.",
 					   token->tli, server_tli),
 			 errhint("Read from the primary, and tell the user that the write may have been lost.")));
+}
+
+/*
+ * The extra check of a token wait (an RRWaitCheck): raises RR001 when this
+ * server's history has lost the token, or, on a primary, does not contain
+ * it; true when the token is in the history and, on a replica, replay has
+ * passed its LSN; false to keep waiting.
+ */
+static bool
+token_reachable(void *arg)
+{
+	RRTokenWait *tw = (RRTokenWait *) arg;
+	XLogRecPtr	replayed = rr_replayed_upto();
+	XLogRecPtr	switchpoint = InvalidXLogRecPtr;
+	TimeLineID	tli;
+	bool		in_recovery;
+
+	/* the timeline only after the replay position: see NOTES */
+	pg_read_barrier();
+	tli = rr_server_timeline(&in_recovery);
+
+	switch (rr_token_verdict(&tw->token, tli, &switchpoint))
+	{
+		case RR_TOKEN_IN_HISTORY:
+			return !in_recovery || replayed >= tw->token.lsn;
+		case RR_TOKEN_LOST:
+			rr_report_lost_token(&tw->token, tli, switchpoint);
+			break;
+		case RR_TOKEN_UNKNOWN:
+			if (!in_recovery)
+				rr_report_lost_token(&tw->token, tli, InvalidXLogRecPtr);
+			if (tw->token.tli < tli || replayed >= tw->token.lsn)
+				tw->spec.target = RR_NEVER_REPLAYED;
+			break;
+	}
+	return false;
+}
+
+PG_FUNCTION_INFO_V1(rr_wait_for_token);
+
+/*
+ * rr_wait_for_token(token text, timeout_ms integer DEFAULT NULL) -> boolean
+ *
+ * rr_wait_for_lsn() for a "TLI:LSN" token, and ERROR RR001 when this
+ * server's timeline history shows that the token's write was lost.
+ */
+Datum
+rr_wait_for_token(PG_FUNCTION_ARGS)
+{
+	RRTokenWait tw = {0};
+
+	rr_check_loaded();
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	rr_parse_token(text_to_cstring(PG_GETARG_TEXT_PP(0)), &tw.token);
+	tw.token.lsn = rr_normalize_target(tw.token.lsn);
+
+	tw.spec.target = tw.token.lsn;
+	tw.spec.timeout_ms = rr_wait_timeout_arg(fcinfo, 1);
+	tw.spec.check = token_reachable;
+	tw.spec.check_arg = &tw;
+
+	PG_RETURN_BOOL(rr_wait_for_target(fcinfo, "rr_wait_for_token", &tw.spec));
 }

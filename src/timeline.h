@@ -46,8 +46,9 @@ extern void rr_parse_token(const char *str, RRToken *token);
  * The timeline this server's data follows now: the insertion timeline on a
  * primary; on a replica, the timeline of the record being replayed (which
  * becomes the new one as soon as replay commits to a timeline switch).
+ * Sets *in_recovery to which of the two it is.
  */
-extern TimeLineID rr_server_timeline(void);
+extern TimeLineID rr_server_timeline(bool *in_recovery);
 
 /*
  * Judge 'token' against the history of timeline 'server_tli' (read from
