@@ -358,6 +358,7 @@ token_reachable(void *arg)
 	switch (rr_token_verdict(&tw->token, tli, &switchpoint))
 	{
 		case RR_TOKEN_IN_HISTORY:
+			tw->spec.target = tw->token.lsn;	/* in case it was moved */
 			return !in_recovery || replayed >= tw->token.lsn;
 		case RR_TOKEN_LOST:
 			rr_report_lost_token(&tw->token, tli, switchpoint);

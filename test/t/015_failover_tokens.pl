@@ -276,6 +276,15 @@ cmp_ok($r->{ms}, '<', 1000, '... at once');
 is($primary->safe_psql('postgres', "SELECT rr_wait_for_token('$t0', 10000)"),
 	't', 'the rewound P: W0 answers true');
 
+# A replica made from a backup of R1 after the failover judges tokens too.
+my $late = rr_replica($r1, 'late');
+$r = timed_sql($late, "SELECT rr_wait_for_token('$tok', 10000)");
+is(sqlstate_of($r->{err}), 'RR001',
+	'a replica cloned from R1 after the failover: T raises RR001');
+is($late->safe_psql('postgres',
+		"SELECT rr_wait_for_token('$t0', 10000);\nSELECT rr_wait_for_token('$tok2', 10000)"),
+	"t\nt", '... W0 and T2 answer true');
+
 # A sibling timeline: no server of timeline 2 will ever have T3.  A
 # replica waits and answers false at its timeout (it cannot tell a sibling
 # from a timeline it has not reached yet); as replay has passed T3's LSN,
