@@ -17,13 +17,14 @@
 #ifndef RR_COMPAT_H
 #define RR_COMPAT_H
 
-#include "postgres.h"
-
 #include "access/twophase.h"
 #include "pgstat.h"
 #include "utils/wait_event.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/memutils.h"
 
 #if PG_VERSION_NUM < 150000
 #error "rr_router requires PostgreSQL 15 or later"
@@ -84,6 +85,32 @@
 #else
 #define RR_EXECUTOR_RUN_ONCE_PARAM	, bool execute_once
 #define RR_EXECUTOR_RUN_ONCE_ARG	, execute_once
+#endif
+
+/*
+ * Make this background worker a backend without a database, so that it
+ * shows in pg_stat_activity: InitPostgres() took two booleans before
+ * PostgreSQL 17 and a flags word since.
+ */
+#if PG_VERSION_NUM >= 170000
+#define rr_init_backend_without_database() \
+	InitPostgres(NULL, InvalidOid, NULL, InvalidOid, 0, NULL)
+#else
+#define rr_init_backend_without_database() \
+	InitPostgres(NULL, InvalidOid, NULL, InvalidOid, false, false, NULL)
+#endif
+
+/*
+ * A WaitEventSet that lives until it is freed or the process exits.
+ * PostgreSQL 17 ties a set to a resource owner (none: it is ours to free)
+ * where 15 and 16 take a memory context.
+ */
+#if PG_VERSION_NUM >= 170000
+#define rr_create_wait_event_set(nevents) \
+	CreateWaitEventSet(NULL, (nevents))
+#else
+#define rr_create_wait_event_set(nevents) \
+	CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
 /* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */

@@ -159,10 +159,15 @@ rr_reset_counters(void)
 	pg_atomic_write_u64(&rr_shared->wait_time_max, 0);
 }
 
-/* WAL bytes a sample's replica is behind the primary (0 on a primary). */
+/*
+ * WAL bytes a sample's replica is behind the primary (0 on a primary, -1
+ * while the primary's position is unknown).
+ */
 int64
 rr_sample_lag_bytes(const RRSample *s)
 {
+	if (s->in_recovery && !s->has_primary_lsn)
+		return -1;
 	if (!s->in_recovery || s->primary_lsn <= s->replay_lsn)
 		return 0;
 	return (int64) (s->primary_lsn - s->replay_lsn);

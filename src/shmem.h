@@ -14,8 +14,6 @@
 #ifndef RR_SHMEM_H
 #define RR_SHMEM_H
 
-#include "postgres.h"
-
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "lib/pairingheap.h"
@@ -33,6 +31,7 @@ typedef struct RRSample
 	XLogRecPtr	receive_lsn;	/* replica: flushed by the walreceiver */
 	XLogRecPtr	replay_lsn;		/* replica: end of the last replayed record */
 	XLogRecPtr	primary_lsn;	/* newest primary WAL position known here */
+	bool		has_primary_lsn;	/* false: no primary has told us its position */
 	int			receiver_state; /* WalRcvState, or -1 on a primary */
 	bool		replay_paused;	/* replica: pause requested or in effect */
 	bool		has_clock_offset;
@@ -96,9 +95,11 @@ typedef struct RRShared
 	pg_atomic_uint32 replica_reads;
 
 	/*
-	 * End of the last record the startup process replayed, published by the
-	 * redo hook before it looks at min_waited_lsn.  Ahead of, never behind,
-	 * what GetXLogReplayRecPtr() reports.
+	 * End of the last replayed record that reached a waiter's target,
+	 * published by the redo hook before it wakes that waiter, because the
+	 * core advances its own replay position (GetXLogReplayRecPtr()) only
+	 * after the redo routine returns.  Otherwise behind the core's
+	 * position; waiters trust the larger of the two.
 	 */
 	pg_atomic_uint64 replayed_lsn;
 
@@ -112,9 +113,10 @@ typedef struct RRShared
 	pg_atomic_uint32 replay_blocked;
 
 	/*
-	 * Primary time the data here is current as of: the largest time proven
-	 * by a replayed heartbeat, commit or abort (heartbeat.c); 0 while
-	 * unknown.  Written by the startup process only.
+	 * Primary time the data here is current as of: the time proven by the
+	 * latest replayed heartbeat, commit or abort that carries one
+	 * (heartbeat.c), kept even if an earlier record proved a later time;
+	 * 0 while unknown.  Written by the startup process only.
 	 */
 	pg_atomic_uint64 as_of;
 
@@ -137,7 +139,10 @@ extern RRShared *rr_shared;
 extern void rr_shmem_request(void);
 extern void rr_shmem_startup(void);
 
-/* WAL bytes a sample's replica is behind the primary (0 on a primary). */
+/*
+ * WAL bytes a sample's replica is behind the primary (0 on a primary, -1
+ * while the primary's position is unknown).
+ */
 extern int64 rr_sample_lag_bytes(const RRSample *s);
 
 /* Copy the latest sample, or the counters, out of shared memory. */

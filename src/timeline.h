@@ -14,8 +14,6 @@
 #ifndef RR_TIMELINE_H
 #define RR_TIMELINE_H
 
-#include "postgres.h"
-
 #include "access/xlogdefs.h"
 
 /* SQLSTATE of "causality token refers to WAL lost in a failover". */

@@ -19,11 +19,25 @@
  *	  latches to set under the lock and set them after releasing it, in
  *	  batches, so the startup process never holds the lock while signalling.
  *
- *	  Lost wake-ups are prevented by ordering: a waiter publishes its target
- *	  (queue insert, then min_waited_lsn, released by the LWLock) and only
- *	  then reads the replay position; the startup process publishes the
- *	  replay position (replayed_lsn), issues a full barrier, and only then
- *	  reads min_waited_lsn.  At least one of them sees the other's write.
+ *	  The startup process pays one atomic read per replayed record: after a
+ *	  record's redo it compares the record's end with min_waited_lsn, and
+ *	  only when a waiter's target is reached does it publish the position
+ *	  (replayed_lsn, so the woken waiter finds its target reached before the
+ *	  core has advanced its own position) and take the lock.  There is no
+ *	  barrier on the common path, so a wake-up can be missed, but only for
+ *	  one record and for at most RR_FIRST_SLEEP_MS: a waiter publishes its
+ *	  target (queue insert, then min_waited_lsn, released by the LWLock) and
+ *	  then reads the replay position, which the core updates under its
+ *	  info_lck after every record.  If that read comes after the core's
+ *	  update for record N, the waiter sees N replayed.  If it comes before,
+ *	  the waiter's spinlock section precedes the core's for N, so the redo
+ *	  hook of record N+1, which runs after the core's, reads the waiter's
+ *	  min_waited_lsn and wakes it; only the hook of record N itself may have
+ *	  read the old value.  When no record N+1 comes (an idle primary), the
+ *	  waiter's own first sleep after entering the queue is bounded by
+ *	  RR_FIRST_SLEEP_MS, after which it looks again.  PostgreSQL 19's redo
+ *	  loop wakes WAIT FOR waiters after its info_lck section and needs no
+ *	  such bound; a redo routine runs before that section.
  *
  *	  The same ordering lets wakers skip the lock when min_waited_lsn says
  *	  nobody waits for what they wake: a waiter that enters the queue after
@@ -87,8 +101,12 @@
  */
 #define RR_MAX_SLEEP_MS			10000
 
-/* A waiter still asleep after this long alerts the worker (ms). */
-#define RR_ALERT_WORKER_MS		5
+/*
+ * Longest first sleep after entering the queue (ms): bounds a wake-up the
+ * startup process may miss (see NOTES).  A waiter still asleep after it
+ * also alerts the worker.
+ */
+#define RR_FIRST_SLEEP_MS		5
 
 /* Latches collected under the lock before setting them. */
 #define RR_WAKE_BATCH			16
@@ -167,7 +185,7 @@ queue_insert(XLogRecPtr target, TimestampTz since, TimestampTz deadline)
 /*
  * Wake the worker so that it starts looking for recovery conflicts every
  * RR_CONFLICT_CHECK_MS now rather than at its next sample.  Done by a
- * waiter still asleep after RR_ALERT_WORKER_MS: most waits are over long
+ * waiter still asleep after RR_FIRST_SLEEP_MS: most waits are over long
  * before that, and waking the worker for each would cost more than it
  * saves.
  */
@@ -247,17 +265,16 @@ rr_wake_waiters(XLogRecPtr replayed, bool all)
 	} while (more);
 }
 
-/* Startup process: record replay of a record ending at 'end', wake waiters. */
+/*
+ * Startup process: replay of a record ending at 'end' has reached a
+ * waiter's target (rr_note_replayed() checked): publish the position, then
+ * wake the waiters it satisfies.
+ */
 void
-rr_note_replayed(XLogRecPtr end)
+rr_wake_replayed(XLogRecPtr end)
 {
-	if (rr_shared == NULL)
-		return;
-
 	pg_atomic_write_u64(&rr_shared->replayed_lsn, end);
-	pg_memory_barrier();
-	if (end >= pg_atomic_read_u64(&rr_shared->min_waited_lsn))
-		rr_wake_waiters(end, false);
+	rr_wake_waiters(end, false);
 }
 
 /* Startup process: publish its PGPROC number for the conflict check. */
@@ -544,6 +561,7 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 	volatile RRWaitState state;
 	volatile bool slept = false;
 	volatile bool alerted = false;
+	volatile bool just_queued = true;
 
 	/* in autocommit the next statement takes a new snapshot: that is fine */
 	if (rr_snapshot_predates_statement())
@@ -589,6 +607,7 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 				if (!queue_contains_me())
 				{
 					queue_insert(spec->target, started_at, deadline);
+					just_queued = true;
 					continue;
 				}
 
@@ -604,11 +623,13 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 				(void) WaitLatch(MyLatch,
 								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 Max(Min(left_ms,
-										 alerted ? RR_MAX_SLEEP_MS : RR_ALERT_WORKER_MS),
+										 alerted && !just_queued ?
+										 RR_MAX_SLEEP_MS : RR_FIRST_SLEEP_MS),
 									 1),
 								 RR_WAIT_EVENT);
 				ResetLatch(MyLatch);
 				slept = true;
+				just_queued = false;
 				CHECK_FOR_INTERRUPTS();
 			}
 		}

@@ -13,11 +13,11 @@
 #ifndef RR_WAIT_H
 #define RR_WAIT_H
 
-#include "postgres.h"
-
 #include "access/xlogdefs.h"
 #include "fmgr.h"
 #include "lib/pairingheap.h"
+
+#include "shmem.h"
 
 /*
  * An extra condition on a wait target, checked every time the waiter looks
@@ -50,11 +50,20 @@ extern int	rr_wait_timeout_arg(FunctionCallInfo fcinfo, int argno);
 
 extern void rr_wait_queue_init(pairingheap *heap);
 
+extern void rr_wake_replayed(XLogRecPtr end);
+
 /*
  * Called by the startup process after replaying a record that ends at
- * 'end': publishes the position and wakes the waiters it satisfies.
+ * 'end': wakes the waiters it satisfies.  Once per replayed record, so the
+ * common path is one atomic read (see wait.c's NOTES for why that loses
+ * no wake-up for longer than a waiter's first sleep).
  */
-extern void rr_note_replayed(XLogRecPtr end);
+static inline void
+rr_note_replayed(XLogRecPtr end)
+{
+	if (unlikely(end >= pg_atomic_read_u64(&rr_shared->min_waited_lsn)))
+		rr_wake_replayed(end);
+}
 
 /*
  * Wake waiters whose target is at or before 'replayed'; with 'all', wake

@@ -430,7 +430,7 @@ class RouterTest(unittest.TestCase):
         -- makes read_your_writes wait on the replicas, which cannot tell it
         from a timeline they have not reached yet, then have the primary
         confirm the loss: WriteLostError, and the token is forgotten.  (The
-        real failover is test/t/015_failover_tokens.pl.)"""
+        real failover is test/t/016_failover_tokens.pl.)"""
         self.assertLess(token_key("1:0/FFFFFFFF"), token_key("1:1/0"))
         self.assertLess(token_key("1:FF/0"), token_key("2:0/1"))
         with Router(PRIMARY, [DELAYED, PAUSABLE], wait_timeout_ms=WAIT_MS,
