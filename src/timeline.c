@@ -43,10 +43,12 @@
  *	  both are an ERROR of the call that needed the history.
  *
  *	  Which timeline a replica is on matters at the moment of a switch.
- *	  The startup process moves replayEndTLI to the new timeline before it
- *	  replays the first record of that timeline (the record that makes the
- *	  switch), and the redo hook publishes a replay position only after the
- *	  record is replayed, behind a write barrier.  token_reachable() reads
+ *	  The startup process moves replayEndTLI to the new timeline (under its
+ *	  info_lck) before it replays the first record of that timeline (the
+ *	  record that makes the switch); the core's replay position moves under
+ *	  the same lock after the record, and the redo hook publishes its own,
+ *	  when it wakes a waiter, after the record and behind a write barrier
+ *	  (rr_wake_replayed()).  token_reachable() reads
  *	  the replay position first and the timeline after it (with a read
  *	  barrier between), and answers "reached" only from that pair: it never
  *	  pairs WAL replayed on a new timeline with the history of the old one,
