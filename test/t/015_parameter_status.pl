@@ -202,6 +202,18 @@ like(types($msgs), qr/E.*SSZ$/,
 	'... reports after the error, with ReadyForQuery');
 $lsn = check_round_trip('... and reports the committed token', $msgs, $lsn, 1);
 
+# A procedure that commits twice: one report, the second commit's.
+$node->safe_psql('postgres', q{
+CREATE PROCEDURE two_commits() LANGUAGE plpgsql AS $$
+BEGIN
+	INSERT INTO t(v) VALUES ('proc 1');
+	COMMIT;
+	INSERT INTO t(v) VALUES ('proc 2');
+	COMMIT;
+END $$});
+$lsn = check_round_trip('CALL of a procedure that commits twice',
+	query($c, 'CALL two_commits()'), $lsn, 1);
+
 # PREPARE TRANSACTION commits nothing; COMMIT PREPARED writes the commit
 # record.
 $lsn = check_round_trip('PREPARE TRANSACTION',
