@@ -54,6 +54,13 @@ ROLLBACK;
 DECLARE h CURSOR WITH HOLD FOR SELECT rr_wait_for_lsn('0/1', 10);
 DO $$ DECLARE r record;
 BEGIN FOR r IN SELECT rr_wait_for_lsn('0/1', 10) LOOP END LOOP; END $$;
+-- A function the planner folds into a constant runs while the statement is
+-- being planned, not as the statement.
+CREATE FUNCTION wait_folded() RETURNS boolean IMMUTABLE LANGUAGE plpgsql AS
+$$ DECLARE r record;
+BEGIN FOR r IN SELECT rr_wait_for_lsn('0/1', 10) LOOP END LOOP; RETURN true; END $$;
+SELECT 1 AS folded WHERE wait_folded();
+DROP FUNCTION wait_folded();
 -- An open cursor, even a materialized WITH HOLD one, is another portal.
 DECLARE held CURSOR WITH HOLD FOR SELECT 1;
 SELECT rr_wait_for_lsn('0/1');

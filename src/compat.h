@@ -88,6 +88,18 @@
 #endif
 
 /*
+ * planner_hook's signature: PostgreSQL 19 added the ExplainState of an
+ * EXPLAIN being planned.  Used like RR_EXECUTOR_RUN_ONCE_PARAM/_ARG.
+ */
+#if PG_VERSION_NUM >= 190000
+#define RR_PLANNER_HOOK_PARAM	, ExplainState *es
+#define RR_PLANNER_HOOK_ARG		, es
+#else
+#define RR_PLANNER_HOOK_PARAM
+#define RR_PLANNER_HOOK_ARG
+#endif
+
+/*
  * Make this background worker a backend without a database, so that it
  * shows in pg_stat_activity: InitPostgres() took two booleans before
  * PostgreSQL 17 and a flags word since.

@@ -715,6 +715,9 @@ rr_http_wait(long timeout_ms)
 	/* keep the running statistics of /metrics up with the history */
 	rr_lag_stats_follow();
 
+	/* everything allocated from here on is freed when this call returns */
+	old_cxt = MemoryContextSwitchTo(http_cxt);
+
 	/* close clients that ran out of time, and wake up for the next one */
 	for (int i = 0; i < RR_HTTP_MAX_CLIENTS; i++)
 	{
@@ -732,7 +735,6 @@ rr_http_wait(long timeout_ms)
 							   TimestampDifferenceMilliseconds(now, end),
 							   events, lengthof(events), RR_WAIT_EVENT);
 
-	old_cxt = MemoryContextSwitchTo(http_cxt);
 	for (int i = 0; i < nevents; i++)
 	{
 		WaitEvent  *ev = &events[i];

@@ -9,14 +9,22 @@
  * nothing the backend can still read depends on it: the call must be the
  * whole of a top-level statement.  The portal machinery alone cannot tell a
  * top-level "SELECT rr_wait_for_lsn(...)" from the same query run by FETCH
- * from a cursor or by a PL/pgSQL loop over an SPI cursor: in each case the
- * active portal's plan is exactly the call.  So, like pg_stat_statements,
- * we count how deeply executor runs and utility statements are nested.
+ * from a cursor, by a PL/pgSQL loop over an SPI cursor or by a function
+ * the planner folds into a constant: in each case the active portal's plan
+ * is exactly the call.  So, like pg_stat_statements, we count how deeply
+ * planning, executor runs and utility statements are nested.
+ *
+ * Under REPEATABLE READ a transaction reads with the snapshot its first
+ * statement took.  A transaction block says so itself, but a pipeline of
+ * the extended protocol runs several statements in one transaction that is
+ * not a block, until Sync.  So we also count the top-level statements that
+ * took or used a snapshot in the current transaction.
  *
  * NOTES
  *	  Backend-local state only; no shared memory, no locks.  EXECUTE is not
- *	  counted as a level: it runs its prepared statement in a portal of its
- *	  own that it drops before returning, as a top-level statement would.
+ *	  counted as a level, nor as a statement of its own: it runs its
+ *	  prepared statement in a portal of its own that it drops before
+ *	  returning, as a top-level statement would, and that statement counts.
  *
  * Copyright (c) 2026, rr_router developers
  *
@@ -30,18 +38,62 @@
 #include "access/parallel.h"
 #include "access/xact.h"
 #include "executor/executor.h"
+#include "optimizer/planner.h"
+#include "tcop/pquery.h"
 #include "tcop/utility.h"
 #include "utils/snapmgr.h"
 
 #include "compat.h"
 #include "statement.h"
 
-/* Executor runs and utility statements under way in this backend. */
+/* Planning, executor runs and utility statements under way here. */
 static int	nesting_level = 0;
 
+/* Top-level statements that used a snapshot in the current transaction. */
+static int	statements_in_xact = 0;
+
+static planner_hook_type prev_planner = NULL;
+static ExecutorStart_hook_type prev_executor_start = NULL;
 static ExecutorRun_hook_type prev_executor_run = NULL;
 static ExecutorFinish_hook_type prev_executor_finish = NULL;
 static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/* planner_hook: functions the planner evaluates run one level down. */
+static PlannedStmt *
+statement_planner(Query *parse, const char *query_string, int cursorOptions,
+				  ParamListInfo boundParams RR_PLANNER_HOOK_PARAM)
+{
+	PlannedStmt *result;
+
+	nesting_level++;
+	PG_TRY();
+	{
+		if (prev_planner)
+			result = prev_planner(parse, query_string, cursorOptions,
+								  boundParams RR_PLANNER_HOOK_ARG);
+		else
+			result = standard_planner(parse, query_string, cursorOptions,
+									  boundParams RR_PLANNER_HOOK_ARG);
+	}
+	PG_FINALLY();
+	{
+		nesting_level--;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/* ExecutorStart_hook: a query starting at the top is a statement. */
+static void
+statement_executor_start(QueryDesc *queryDesc, int eflags)
+{
+	if (nesting_level == 0)
+		statements_in_xact++;
+	if (prev_executor_start)
+		prev_executor_start(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+}
 
 /* ExecutorRun_hook: count the level while the executor runs. */
 static void
@@ -91,6 +143,8 @@ statement_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	int			levels = IsA(pstmt->utilityStmt, ExecuteStmt) ? 0 : 1;
 
+	if (nesting_level == 0 && levels == 1 && PlannedStmtRequiresSnapshot(pstmt))
+		statements_in_xact++;
 	nesting_level += levels;
 	PG_TRY();
 	{
@@ -108,21 +162,44 @@ statement_process_utility(PlannedStmt *pstmt, const char *queryString,
 	PG_END_TRY();
 }
 
+/* Transaction end: the next statement starts a new transaction. */
+static void
+statement_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			statements_in_xact = 0;
+			break;
+		default:
+			break;
+	}
+}
+
 /* Install the nesting counters; called once, from _PG_init. */
 void
 rr_install_statement_hooks(void)
 {
+	prev_planner = planner_hook;
+	planner_hook = statement_planner;
+	prev_executor_start = ExecutorStart_hook;
+	ExecutorStart_hook = statement_executor_start;
 	prev_executor_run = ExecutorRun_hook;
 	ExecutorRun_hook = statement_executor_run;
 	prev_executor_finish = ExecutorFinish_hook;
 	ExecutorFinish_hook = statement_executor_finish;
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = statement_process_utility;
+	RegisterXactCallback(statement_xact_callback, NULL);
 }
 
 /*
  * Is the caller's query the outermost one running: not reached through
- * FETCH, a function, a trigger or another utility statement?
+ * FETCH, a function, a trigger, planning or another utility statement?
  */
 bool
 rr_called_at_top_level(void)
@@ -132,20 +209,17 @@ rr_called_at_top_level(void)
 
 /*
  * Does this transaction read with a snapshot taken before the current
- * statement began (REPEATABLE READ or SERIALIZABLE, inside a transaction
- * block that has already taken it)?  Then nothing replayed since can become
- * visible to it.  A parallel worker runs in a transaction block of its own
- * whatever its leader does; it learns the leader's transaction and
- * statement start times, which are equal exactly when the leader runs a
- * single statement in a transaction of its own.
+ * statement began (REPEATABLE READ or SERIALIZABLE, in a transaction block
+ * or in a pipeline of the extended protocol whose earlier statement has
+ * taken it)?  Then nothing replayed since can become visible to it.
+ * Parallel workers answer false: they run in a transaction block of their
+ * own whatever their leader does, and the functions that ask are parallel
+ * restricted, so their leader has asked already.
  */
 bool
 rr_snapshot_predates_statement(void)
 {
-	if (!IsolationUsesXactSnapshot() || !FirstSnapshotSet)
+	if (!IsolationUsesXactSnapshot() || !FirstSnapshotSet || IsParallelWorker())
 		return false;
-	if (IsParallelWorker())
-		return GetCurrentTransactionStartTimestamp() !=
-			GetCurrentStatementStartTimestamp();
-	return IsTransactionBlock();
+	return IsTransactionBlock() || statements_in_xact > 1;
 }

@@ -470,8 +470,8 @@ check_may_wait_here(FunctionCallInfo fcinfo, const char *funcname)
 
 	/*
 	 * Under REPEATABLE READ the transaction's snapshot is registered beside
-	 * the statement's; rr_snapshot_predates_statement() has made sure it is
-	 * this statement's own.
+	 * the statement's; rr_wait_for_target() refuses it unless it is this
+	 * statement's own (rr_snapshot_predates_statement()).
 	 */
 	if (!ThereAreNoReadyPortals() ||
 		(!IsolationUsesXactSnapshot() && !ThereAreNoPriorRegisteredSnapshots()))
@@ -569,6 +569,9 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 	volatile bool alerted = false;
 	volatile bool just_queued = true;
 
+	if (spec->timeout_ms > 0)
+		check_may_wait_here(fcinfo, funcname);
+
 	/* in autocommit the next statement takes a new snapshot: that is fine */
 	if (rr_snapshot_predates_statement())
 		ereport(ERROR,
@@ -578,9 +581,6 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 				 errdetail("A REPEATABLE READ or SERIALIZABLE transaction keeps the snapshot it has already taken."),
 				 errhint("Call %s() before BEGIN, then start the transaction.",
 						 funcname)));
-
-	if (spec->timeout_ms > 0)
-		check_may_wait_here(fcinfo, funcname);
 
 	INSTR_TIME_SET_CURRENT(started);
 	started_at = GetCurrentTimestamp();

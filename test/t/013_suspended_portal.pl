@@ -108,6 +108,40 @@ for my $iso ('read committed', 'repeatable read')
 	$primary->wait_for_catchup($replica);
 }
 
+# A pipeline of the extended protocol runs its statements in one
+# transaction until Sync, which is not a transaction block: under
+# REPEATABLE READ the statements after the first read with the first one's
+# snapshot.  A wait there can make nothing visible and must not drop the
+# xmin that snapshot needs.
+{
+	my $what = 'repeatable read, pipeline';
+	pause_replay($replica);
+	$primary->safe_psql('postgres',
+		"DELETE FROM big WHERE g > $kept; VACUUM big;");
+	my $token = $primary->safe_psql('postgres',
+		'SELECT pg_current_wal_flush_lsn()');
+
+	my $c = RRWire->connect($replica,
+		options => { default_transaction_isolation => 'repeatable read' });
+	$c->send_parse_bind_execute('SELECT count(*) FROM big');
+	$c->send_parse_bind_execute("SELECT rr_wait_for_lsn('$token', 20000)");
+	$c->send_flush;
+	resume_replay($replica);
+	$c->send_parse_bind_execute('SELECT count(*) FROM big');
+	$c->send_sync;
+	my @m = $c->read_until_ready;
+	my @counts = map { $_->[0] } RRWire::rows(@m);
+	is(RRWire::sqlstate(@m), '25000',
+		"$what: the wait is refused: the snapshot predates it");
+	ok(@counts == 1 || (@counts == 3 && $counts[0] == $counts[2]),
+		"$what: one snapshot, one answer (counts: @counts)");
+	$c->close;
+
+	$primary->safe_psql('postgres',
+		"INSERT INTO big SELECT g FROM generate_series($kept + 1, $nrows) g;");
+	$primary->wait_for_catchup($replica);
+}
+
 # Without a suspended portal the same wait in the same protocol flow works.
 my $c = RRWire->connect($replica);
 my $token = $primary->safe_psql('postgres', 'SELECT pg_current_wal_flush_lsn()');
