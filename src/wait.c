@@ -276,6 +276,12 @@ rr_wake_waiters(XLogRecPtr replayed, bool all)
 void
 rr_wake_replayed(XLogRecPtr end)
 {
+	/*
+	 * Whoever reads this position must also see the timeline the core set
+	 * (replayEndTLI) before replaying the record: a token wait judges the
+	 * position by that timeline's history (timeline.c).
+	 */
+	pg_write_barrier();
 	pg_atomic_write_u64(&rr_shared->replayed_lsn, end);
 	rr_wake_waiters(end, false);
 }

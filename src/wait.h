@@ -22,7 +22,9 @@
 /*
  * An extra condition on a wait target, checked every time the waiter looks
  * at the world: returns false to keep waiting even if replay has passed the
- * target, and may raise an error to end the wait.
+ * target, and may raise an error to end the wait.  Through its own pointer
+ * to the spec it may move spec->target; the waiter queues for the new
+ * target the next time it enters the queue.
  */
 typedef bool (*RRWaitCheck) (void *arg);
 

@@ -13,9 +13,11 @@
  * while it sleeps.  It is also the
  * waiters' safety net: it wakes waiters whose target has been replayed (the
  * startup process normally has done so already), wakes every waiter when the
- * kill switch goes off, the server is promoted or replay is held up by a
- * recovery conflict (checked every RR_CONFLICT_CHECK_MS while anyone waits),
- * and publishes the kill switch on configuration reload.
+ * kill switch goes off, the server is promoted, replay moves to a new
+ * timeline (which may have lost the writes token waiters wait for) or
+ * replay is held up by a recovery conflict (checked every
+ * RR_CONFLICT_CHECK_MS while anyone waits), and publishes the kill switch on
+ * configuration reload.
  *
  * NOTES
  *	  The worker takes RRShared.mutex to publish a sample, the history lock
@@ -255,6 +257,7 @@ rr_worker_main(Datum main_arg)
 {
 	MemoryContext loop_cxt;
 	bool		was_in_recovery = true;
+	TimeLineID	last_timeline = 0;
 	bool		joined = false;
 	TimestampTz next_sample = 0;
 	TimestampTz next_heartbeat = 0;
@@ -317,11 +320,15 @@ rr_worker_main(Datum main_arg)
 			SpinLockRelease(&rr_shared->mutex);
 			record_history(&sample);
 
-			if (sample.in_recovery)
+			if (sample.in_recovery && sample.timeline != last_timeline &&
+				last_timeline != 0)
+				rr_wake_waiters(InvalidXLogRecPtr, true);	/* new timeline */
+			else if (sample.in_recovery)
 				rr_wake_waiters(sample.replay_lsn, false);
 			else if (was_in_recovery)
 				rr_wake_waiters(InvalidXLogRecPtr, true);	/* promoted */
 			was_in_recovery = sample.in_recovery;
+			last_timeline = sample.timeline;
 			next_sample = TimestampTzPlusMilliseconds(now, rr_sample_interval);
 		}
 

@@ -74,7 +74,9 @@ my %doc_settings;
 for my $row (table_after(qr/^### Settings/))
 {
 	next unless $row->[0] =~ /^`(rr_router\.[a-z_]+)`$/;
-	$doc_settings{$1} = { context => $row->[1], default => strip_ticks($row->[2]) };
+	my $default = strip_ticks($row->[2]);
+	$default = '' if $default eq "''";    # an empty string, written ''
+	$doc_settings{$1} = { context => $row->[1], default => $default };
 }
 my %server_settings;
 for my $line (split /\n/, $node->safe_psql('postgres',

@@ -208,11 +208,13 @@ sub rows
 	return @rows;
 }
 
-# The ParameterStatus messages among @msgs, as [name, value] pairs.
+# The ParameterStatus messages among @msgs, as [name, value] pairs (an
+# empty value is '').
 sub parameter_statuses
 {
 	my (@msgs) = @_;
-	return map { [ split /\0/, $_->[1] ] } grep { $_->[0] eq 'S' } @msgs;
+	return map { [ (split /\0/, $_->[1], -1)[ 0, 1 ] ] }
+	  grep { $_->[0] eq 'S' } @msgs;
 }
 
 sub close
