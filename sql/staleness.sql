@@ -26,8 +26,9 @@ ROLLBACK;
 SET default_transaction_isolation = 'repeatable read';
 SELECT rr_is_fresh() AS autocommit_fresh;
 SELECT rr_wait_for_lsn('0/1') AS autocommit_wait;
--- Parallel workers run in a transaction block of their own: in autocommit
--- they must answer like their leader, inside a block refuse like it.
+-- Parallel workers run in a transaction block of their own and cannot
+-- know their leader's transaction: rr_is_fresh() is parallel restricted, so
+-- the leader evaluates it, in autocommit answering and in a block refusing.
 CREATE TABLE fresh_big AS SELECT g FROM generate_series(1, 20000) g;
 ANALYZE fresh_big;
 SET parallel_setup_cost = 0;
