@@ -51,6 +51,23 @@
 #endif
 
 /*
+ * The wait event of the startup process while it waits for sessions to drop
+ * their pins on a buffer it must clean up (a buffer-pin recovery conflict).
+ * PostgreSQL 17 renamed its class PG_WAIT_BUFFER_PIN to PG_WAIT_BUFFERPIN,
+ * with one event, WAIT_EVENT_BUFFER_PIN.  PostgreSQL 19 renamed that event
+ * WAIT_EVENT_BUFFER_CLEANUP, in a class PG_WAIT_BUFFER that also holds the
+ * buffer content-lock waits, which are no conflict: so compare the event,
+ * not the class.
+ */
+#if PG_VERSION_NUM >= 190000
+#define RR_WAIT_EVENT_BUFFER_CLEANUP	WAIT_EVENT_BUFFER_CLEANUP
+#elif PG_VERSION_NUM >= 170000
+#define RR_WAIT_EVENT_BUFFER_CLEANUP	WAIT_EVENT_BUFFER_PIN
+#else
+#define RR_WAIT_EVENT_BUFFER_CLEANUP	PG_WAIT_BUFFER_PIN
+#endif
+
+/*
  * Is this wait event of the startup process one where replay waits for
  * sessions on the replica (a recovery conflict)?
  */
@@ -58,9 +75,56 @@
 	((event) == WAIT_EVENT_RECOVERY_CONFLICT_SNAPSHOT || \
 	 (event) == WAIT_EVENT_RECOVERY_CONFLICT_TABLESPACE || \
 	 ((event) & 0xFF000000) == PG_WAIT_LOCK || \
-	 ((event) & 0xFF000000) == PG_WAIT_BUFFER_PIN)
+	 (event) == RR_WAIT_EVENT_BUFFER_CLEANUP)
 
-/* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */
-#define RR_WAIT_EVENT	PG_WAIT_EXTENSION
+/*
+ * A WaitEventSet that its caller frees before returning.  PostgreSQL 17
+ * ties wait event sets to a resource owner instead of a memory context; the
+ * worker has none, and needs none for a set it always frees.
+ */
+#if PG_VERSION_NUM >= 170000
+#define rr_create_wait_event_set(nevents) \
+	CreateWaitEventSet(NULL, (nevents))
+#else
+#define rr_create_wait_event_set(nevents) \
+	CreateWaitEventSet(CurrentMemoryContext, (nevents))
+#endif
+
+/*
+ * The wait events our sleeps show in pg_stat_activity.  PostgreSQL 17 lets
+ * an extension name its own (WaitEventExtensionNew(), wait_event_type
+ * "Extension"); before that every extension wait shows as "Extension".  A
+ * name is registered in shared memory by a process's first sleep; its
+ * number is kept for the next.
+ */
+static inline uint32
+rr_named_wait_event(const char *name, uint32 *id)
+{
+#if PG_VERSION_NUM >= 170000
+	if (*id == 0)
+		*id = WaitEventExtensionNew(name);
+	return *id;
+#else
+	return PG_WAIT_EXTENSION;
+#endif
+}
+
+/* A session sleeping in rr_wait_for_lsn(): "RRWaitForLSN". */
+static inline uint32
+rr_wait_event_wait_for_lsn(void)
+{
+	static uint32 id = 0;
+
+	return rr_named_wait_event("RRWaitForLSN", &id);
+}
+
+/* The worker between samples (serving HTTP if enabled): "RRWorkerMain". */
+static inline uint32
+rr_wait_event_worker_main(void)
+{
+	static uint32 id = 0;
+
+	return rr_named_wait_event("RRWorkerMain", &id);
+}
 
 #endif							/* RR_COMPAT_H */

@@ -609,8 +609,7 @@ rr_http_wait(long timeout_ms)
 			end = Min(end, clients[i].deadline);
 	}
 
-	set = CreateWaitEventSet(CurrentMemoryContext,
-							 RR_HTTP_MAX_LISTEN + RR_HTTP_MAX_CLIENTS + 2);
+	set = rr_create_wait_event_set(RR_HTTP_MAX_LISTEN + RR_HTTP_MAX_CLIENTS + 2);
 	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
 	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
 	for (int i = 0; i < nlisten; i++)
@@ -622,7 +621,7 @@ rr_http_wait(long timeout_ms)
 							  (void *) &clients[i]);
 
 	nevents = WaitEventSetWait(set, TimestampDifferenceMilliseconds(now, end), events,
-							   lengthof(events), RR_WAIT_EVENT);
+							   lengthof(events), rr_wait_event_worker_main());
 	for (int i = 0; i < nevents; i++)
 	{
 		WaitEvent  *ev = &events[i];

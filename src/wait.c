@@ -567,7 +567,7 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 								 Min(sleep_ms,
 									 alerted ? RR_MAX_SLEEP_MS : RR_ALERT_WORKER_MS),
-								 RR_WAIT_EVENT);
+								 rr_wait_event_wait_for_lsn());
 				ResetLatch(MyLatch);
 				slept = true;
 				CHECK_FOR_INTERRUPTS();
