@@ -3,7 +3,8 @@
 #   README with the same context, default, return type or column type, in
 #   the same order, and the README lists nothing the server does not have;
 # - every ereport() in src/ carries an errcode, primary messages are lower
-#   case without a trailing period, details and hints are full sentences.
+#   case without a trailing period, details and hints are full sentences;
+# - no .c file tests PG_VERSION_NUM: src/compat.h holds every difference.
 use strict;
 use warnings;
 
@@ -168,6 +169,8 @@ for my $file (glob("$top/src/*.c"))
 	}
 	unlike($src, qr/\belog\(\s*ERROR\s*,\s*"[^"]*(?:must|cannot|invalid)/,
 		"$short: user-facing errors use ereport, not elog");
+	unlike($src, qr/\bPG_VERSION_NUM\b/,
+		"$short: version differences live in compat.h, not here");
 }
 
 done_testing();
