@@ -10,7 +10,8 @@ SELECT rr_is_fresh('-1 ms');
 SELECT rr_is_fresh('1 day -25 hours');
 SELECT rr_is_fresh('-178000000 years');
 SELECT rr_is_fresh('soon');
--- core words the range error differently across versions: check its SQLSTATE
+-- core words this error differently across versions (17 added units to
+-- it): check its SQLSTATE
 \set VERBOSITY sqlstate
 SET rr_router.max_staleness = '-1s';
 \set VERBOSITY default

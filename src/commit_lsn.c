@@ -34,6 +34,7 @@
 #include "utils/pg_lsn.h"
 
 #include "commit_lsn.h"
+#include "compat.h"
 #include "rr_router.h"
 
 /* End of this session's last commit record; Invalid until there is one. */
@@ -59,7 +60,7 @@ report_commit_lsn(XLogRecPtr lsn)
 	StringInfoData msg;
 	char		value[64];
 
-	snprintf(value, sizeof(value), "%X/%X", LSN_FORMAT_ARGS(lsn));
+	snprintf(value, sizeof(value), RR_LSN_FORMAT, LSN_FORMAT_ARGS(lsn));
 	pq_beginmessage(&msg, 'S');
 	pq_sendstring(&msg, RR_COMMIT_LSN_PARAMETER);
 	pq_sendstring(&msg, value);

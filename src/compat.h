@@ -41,6 +41,16 @@
 #define RR_PROC_BY_NUMBER(n)	(&ProcGlobal->allProcs[(n)])
 #endif
 
+/*
+ * printf format of an LSN as pg_lsn prints it, for LSN_FORMAT_ARGS().
+ * PostgreSQL 19 pads the low half to eight digits ("0/0300ABA8").
+ */
+#if PG_VERSION_NUM >= 190000
+#define RR_LSN_FORMAT	"%X/%08X"
+#else
+#define RR_LSN_FORMAT	"%X/%X"
+#endif
+
 /* Number of PGPROC entries, hence of possible waiter slots. */
 #define RR_TOTAL_PROCS() \
 	add_size(add_size(MaxBackends, NUM_AUXILIARY_PROCS), max_prepared_xacts)

@@ -582,9 +582,9 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 		count_wait(RR_WAIT_CANCELLED, started);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("recovery ended before replaying target LSN %X/%X",
+				 errmsg("recovery ended before replaying target LSN " RR_LSN_FORMAT,
 						LSN_FORMAT_ARGS(target)),
-				 errdetail("This server was promoted; the last replayed LSN is %X/%X.",
+				 errdetail("This server was promoted; the last replayed LSN is " RR_LSN_FORMAT ".",
 						   LSN_FORMAT_ARGS(rr_replayed_upto())),
 				 errhint("Read from the new primary.")));
 	}
