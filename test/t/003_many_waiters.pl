@@ -99,7 +99,9 @@ ok(!grep({ !bg_alive($_) } @far), '... still waiting');
 
 # pg_stat_activity names their wait: extensions may name their wait events
 # since PostgreSQL 17; before that all show the generic "Extension".
-my $wait_event = $replica->pg_version >= 17 ? 'RRWaitForLSN' : 'Extension';
+# (major: a release candidate such as 17rc1 sorts below 17 itself)
+my $wait_event =
+  $replica->pg_version->major >= 17 ? 'RRWaitForLSN' : 'Extension';
 ok( poll_until(
 		$replica,
 		"SELECT count(*) = $nfar FROM pg_stat_activity
