@@ -17,13 +17,14 @@
 #ifndef RR_COMPAT_H
 #define RR_COMPAT_H
 
-#include "postgres.h"
-
 #include "access/twophase.h"
 #include "pgstat.h"
 #include "utils/wait_event.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
 #include "storage/proc.h"
+#include "utils/memutils.h"
 
 #if PG_VERSION_NUM < 150000
 #error "rr_router requires PostgreSQL 15 or later"
@@ -88,16 +89,42 @@
 	 (event) == RR_WAIT_EVENT_BUFFER_CLEANUP)
 
 /*
- * A WaitEventSet that its caller frees before returning.  PostgreSQL 17
- * ties wait event sets to a resource owner instead of a memory context; the
- * worker has none, and needs none for a set it always frees.
+ * ExecutorRun_hook's signature: PostgreSQL 18 dropped the execute_once
+ * argument.  Use as "uint64 count RR_EXECUTOR_RUN_ONCE_PARAM" in a hook's
+ * parameter list and "count RR_EXECUTOR_RUN_ONCE_ARG" when passing it on.
+ */
+#if PG_VERSION_NUM >= 180000
+#define RR_EXECUTOR_RUN_ONCE_PARAM
+#define RR_EXECUTOR_RUN_ONCE_ARG
+#else
+#define RR_EXECUTOR_RUN_ONCE_PARAM	, bool execute_once
+#define RR_EXECUTOR_RUN_ONCE_ARG	, execute_once
+#endif
+
+/*
+ * Make this background worker a backend without a database, so that it
+ * shows in pg_stat_activity: InitPostgres() took two booleans before
+ * PostgreSQL 17 and a flags word since.
+ */
+#if PG_VERSION_NUM >= 170000
+#define rr_init_backend_without_database() \
+	InitPostgres(NULL, InvalidOid, NULL, InvalidOid, 0, NULL)
+#else
+#define rr_init_backend_without_database() \
+	InitPostgres(NULL, InvalidOid, NULL, InvalidOid, false, false, NULL)
+#endif
+
+/*
+ * A WaitEventSet that lives until it is freed or the process exits.
+ * PostgreSQL 17 ties a set to a resource owner (none: it is ours to free)
+ * where 15 and 16 take a memory context.
  */
 #if PG_VERSION_NUM >= 170000
 #define rr_create_wait_event_set(nevents) \
 	CreateWaitEventSet(NULL, (nevents))
 #else
 #define rr_create_wait_event_set(nevents) \
-	CreateWaitEventSet(CurrentMemoryContext, (nevents))
+	CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
 /*

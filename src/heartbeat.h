@@ -13,8 +13,6 @@
 #ifndef RR_HEARTBEAT_H
 #define RR_HEARTBEAT_H
 
-#include "postgres.h"
-
 #include "access/xlogreader.h"
 #include "datatype/timestamp.h"
 

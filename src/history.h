@@ -13,8 +13,6 @@
 #ifndef RR_HISTORY_H
 #define RR_HISTORY_H
 
-#include "postgres.h"
-
 #include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 
@@ -23,7 +21,7 @@ typedef struct RRHistoryEntry
 {
 	TimestampTz sampled_at;
 	XLogRecPtr	replay_lsn;		/* Invalid on a primary */
-	int64		lag_bytes;
+	int64		lag_bytes;		/* -1 while unknown */
 	int64		staleness;		/* microseconds; -1 while unknown */
 } RRHistoryEntry;
 
@@ -37,6 +35,7 @@ typedef struct RRLagStats
 	int64		staleness_p90;
 	int64		staleness_p99;
 	int64		staleness_max;
+	bool		has_lag_bytes;	/* false when no sample knew its lag */
 	int64		lag_bytes_max;
 } RRLagStats;
 
@@ -51,5 +50,15 @@ extern void rr_history_add(const RRHistoryEntry *entry);
 /* Compute the RR_LAG_STATS_WINDOWS windows of rr_lag_stats at 'now'. */
 extern void rr_lag_stats_compute(TimestampTz now,
 								 RRLagStats stats[RR_LAG_STATS_WINDOWS]);
+
+/*
+ * Worker: the same windows from running statistics, at a cost independent
+ * of rr_router.history_size; the quantiles are rounded up by at most 0.1 %.
+ */
+extern void rr_lag_stats_running(TimestampTz now,
+								 RRLagStats stats[RR_LAG_STATS_WINDOWS]);
+
+/* Worker: take a bounded number of new samples into the running statistics. */
+extern void rr_lag_stats_follow(void);
 
 #endif							/* RR_HISTORY_H */

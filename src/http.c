@@ -8,29 +8,43 @@
  *	  GET /health                         200 while the server runs
  *	  GET /primary                        200 on a primary
  *	  GET /replica[?max_staleness=D][&max_lag_bytes=N]
- *	                                      200 on a replica within the bounds
- *	                                      with rr_router.replica_reads on
+ *	                                      200 on a hot standby that accepts
+ *	                                      read-only connections now, within
+ *	                                      the bounds, with
+ *	                                      rr_router.replica_reads on
  *	  GET /read-only[?...same bounds...]  200 on a primary, or as /replica
  *	  GET /metrics                        Prometheus text exposition
  *
  * Anything else is 503 (not in that state), 400 (bad request or parameter),
  * 404 (unknown path) or 405 (method other than GET or HEAD).  Every answer
- * closes the connection.
+ * closes the connection.  A server in recovery that does not accept reads
+ * (hot_standby = off, not yet consistent, crash recovery) is never a
+ * replica to read from, and a max_lag_bytes bound fails while the primary's
+ * position is unknown.
  *
  * NOTES
  *	  Everything here runs in the worker, single-threaded, and never blocks:
  *	  sockets are non-blocking and multiplexed with the worker's latch in one
- *	  WaitEventSet, so sampling and heartbeats go on whatever clients do.
- *	  Waiters are not woken from here at all (the startup process does it).
- *	  Each client gets RR_HTTP_TIMEOUT_MS to send at most RR_HTTP_MAX_REQUEST
- *	  bytes of request head; at most RR_HTTP_MAX_CLIENTS are served at once,
- *	  and a newcomer beyond that displaces the client that has waited
- *	  longest.  An answer is written with
- *	  one non-blocking send (it fits any socket buffer); a client that does
- *	  not take it loses it.  Shared data is read as the SQL functions read
- *	  it: the sample under RRShared.mutex, the waiter count under
- *	  RRShared.lock in shared mode, history under its lock; no lock is held
- *	  while talking to a client.
+ *	  WaitEventSet, built once and rebuilt only when the set of sockets
+ *	  changes.  The work of one wake-up is bounded whatever clients do: at
+ *	  most RR_HTTP_ACCEPT_BATCH connections accepted per listening socket,
+ *	  one recv() per client, and only the bytes just received are examined,
+ *	  so a flood of connections or a client sending one byte at a time
+ *	  cannot keep the worker from sampling, writing heartbeats and watching
+ *	  the waiters.  Waiters are not woken from here at all (the startup
+ *	  process does it).  Each client gets RR_HTTP_TIMEOUT_MS to send at most
+ *	  RR_HTTP_MAX_REQUEST bytes of request head; at most RR_HTTP_MAX_CLIENTS
+ *	  are served at once, and a newcomer beyond that displaces the client
+ *	  that has waited longest.  An answer is written with one non-blocking
+ *	  send (it fits any socket buffer); a client that does not take it loses
+ *	  it.  SIGPIPE is ignored in background workers, so a client that has
+ *	  gone away costs an EPIPE, not the worker.
+ *
+ *	  Shared data is read as the SQL functions read it: the sample under
+ *	  RRShared.mutex, the waiter count under RRShared.lock in shared mode,
+ *	  the lag history under its lock (history.c), whether hot standby is
+ *	  active under the recovery state's own spinlock (HotStandbyActive());
+ *	  no lock is held while talking to a client.
  *
  *	  There is no authentication: bind only to trusted addresses.
  *
@@ -45,10 +59,12 @@
 
 #include <math.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "access/xlog.h"
+#include "access/xlogrecovery.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
@@ -68,11 +84,17 @@
 #define RR_HTTP_MAX_REQUEST		4096
 #define RR_HTTP_TIMEOUT_MS		2000
 
+/* Connections accepted per listening socket and wake-up. */
+#define RR_HTTP_ACCEPT_BATCH	8
+
+/* Latch, postmaster death, listening sockets and clients. */
+#define RR_HTTP_MAX_EVENTS		(RR_HTTP_MAX_LISTEN + RR_HTTP_MAX_CLIENTS + 2)
+
 typedef struct HttpClient
 {
 	pgsocket	sock;			/* PGINVALID_SOCKET when the slot is free */
 	TimestampTz deadline;
-	int			len;
+	int			len;			/* bytes of request head in buf */
 	char		buf[RR_HTTP_MAX_REQUEST + 1];
 } HttpClient;
 
@@ -87,6 +109,13 @@ typedef struct HttpAnswer
 static pgsocket listen_socks[RR_HTTP_MAX_LISTEN];
 static int	nlisten = 0;
 static HttpClient clients[RR_HTTP_MAX_CLIENTS];
+
+/*
+ * The sockets and the latch to wait on, and whether a socket has been opened
+ * or closed since it was built.
+ */
+static WaitEventSet *wait_set = NULL;
+static bool wait_set_stale = true;
 
 /* Everything one call of rr_http_wait() allocates; reset on return. */
 static MemoryContext http_cxt = NULL;
@@ -178,7 +207,9 @@ rr_http_start(void)
 				 errmsg("rr_router HTTP endpoint is not listening on any address")));
 	else
 		ereport(LOG,
-				(errmsg("rr_router HTTP endpoint listening on port %d", rr_http_port)));
+				(errcode(ERRCODE_SUCCESSFUL_COMPLETION),
+				 errmsg("rr_router HTTP endpoint listening on port %d",
+						rr_http_port)));
 }
 
 /* Close a client's connection and free its slot. */
@@ -187,6 +218,7 @@ client_close(HttpClient *c)
 {
 	closesocket(c->sock);
 	c->sock = PGINVALID_SOCKET;
+	wait_set_stale = true;
 }
 
 /* Append one "name value" line of the exposition with HELP and TYPE. */
@@ -228,7 +260,7 @@ parse_duration_usecs(const char *s, int64 *usecs)
 	return true;
 }
 
-/* Parse a byte count. */
+/* Parse a byte count (decimal digits only). */
 static bool
 parse_bytes(const char *s, int64 *bytes)
 {
@@ -243,11 +275,13 @@ parse_bytes(const char *s, int64 *bytes)
 	return true;
 }
 
-/* A one-line state answer: "role=... staleness=... lag_bytes=...". */
+/* Set a one-line state answer: "role=... staleness=... lag_bytes=...". */
 static void
 answer_state(HttpAnswer *a, int status, const RRSample *s, bool known,
 			 int64 staleness, bool replica_reads)
 {
+	int64		lag_bytes = rr_sample_lag_bytes(s);
+
 	a->status = status;
 	appendStringInfo(&a->body, "role=%s staleness=",
 					 s->in_recovery ? "replica" : "primary");
@@ -255,17 +289,21 @@ answer_state(HttpAnswer *a, int status, const RRSample *s, bool known,
 		appendStringInfo(&a->body, "%.6fs", staleness / 1000000.0);
 	else
 		appendStringInfoString(&a->body, "unknown");
-	appendStringInfo(&a->body, " lag_bytes=" INT64_FORMAT " replica_reads=%s\n",
-					 rr_sample_lag_bytes(s),
+	if (lag_bytes >= 0)
+		appendStringInfo(&a->body, " lag_bytes=" INT64_FORMAT, lag_bytes);
+	else
+		appendStringInfoString(&a->body, " lag_bytes=unknown");
+	appendStringInfo(&a->body, " replica_reads=%s\n",
 					 replica_reads ? "on" : "off");
 }
 
-/* The Prometheus exposition. */
+/* Set the answer to the Prometheus exposition of the state and statistics. */
 static void
 answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 			   bool replica_reads)
 {
 	StringInfo	out = &a->body;
+	int64		lag_bytes = rr_sample_lag_bytes(s);
 	RRWaitCounters c;
 	RRLagStats	stats[RR_LAG_STATS_WINDOWS];
 	int			waiters = 0;
@@ -283,7 +321,7 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 		waiters += rr_shared->slots[i].in_queue ? 1 : 0;
 	LWLockRelease(rr_shared->lock);
 
-	rr_lag_stats_compute(GetCurrentTimestamp(), stats);
+	rr_lag_stats_running(GetCurrentTimestamp(), stats);
 
 	a->status = 200;
 	a->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -296,9 +334,10 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 		metric(out, "rr_router_staleness_seconds", "gauge",
 			   "Upper bound on how far visible data is behind the primary.",
 			   staleness / 1000000.0);
-	metric(out, "rr_router_lag_bytes", "gauge",
-		   "WAL bytes between the newest known primary position and replay.",
-		   (double) rr_sample_lag_bytes(s));
+	if (lag_bytes >= 0)
+		metric(out, "rr_router_lag_bytes", "gauge",
+			   "WAL bytes between the newest known primary position and replay.",
+			   (double) lag_bytes);
 	if (s->in_recovery)
 	{
 		metric(out, "rr_router_receive_lsn", "gauge",
@@ -306,8 +345,10 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 		metric(out, "rr_router_replay_lsn", "gauge",
 			   "WAL position replayed here, in bytes.", (double) s->replay_lsn);
 	}
-	metric(out, "rr_router_primary_lsn", "gauge",
-		   "Newest primary WAL position known here, in bytes.", (double) s->primary_lsn);
+	if (!s->in_recovery || s->has_primary_lsn)
+		metric(out, "rr_router_primary_lsn", "gauge",
+			   "Newest primary WAL position known here, in bytes.",
+			   (double) s->primary_lsn);
 	metric(out, "rr_router_waiters", "gauge",
 		   "Sessions waiting in rr_wait_for_lsn now.", waiters);
 
@@ -341,11 +382,18 @@ answer_metrics(HttpAnswer *a, const RRSample *s, bool known, int64 staleness,
 	appendStringInfoString(out, "# HELP rr_router_lag_bytes_window_max Largest lag in bytes over the last period.\n"
 						   "# TYPE rr_router_lag_bytes_window_max gauge\n");
 	for (int w = 0; w < RR_LAG_STATS_WINDOWS; w++)
+	{
+		if (!stats[w].has_lag_bytes)
+			continue;
 		appendStringInfo(out, "rr_router_lag_bytes_window_max{period=\"%dm\"} " INT64_FORMAT "\n",
 						 stats[w].minutes, stats[w].lag_bytes_max);
+	}
 }
 
-/* Work out the answer to the request line 'line' (NUL-terminated). */
+/*
+ * Work out the answer to the request line 'line' (NUL-terminated, modified
+ * in place).
+ */
 static void
 answer_request(char *line, HttpAnswer *a, bool *head_only)
 {
@@ -360,6 +408,8 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	TimestampTz as_of;
 	bool		known;
 	bool		replica_reads;
+	bool		takes_reads;
+	int64		lag_bytes;
 	bool		within;
 
 	a->status = 400;
@@ -425,9 +475,19 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	rr_read_sample(&s, NULL);
 	s.in_recovery = RecoveryInProgress();
 	replica_reads = rr_replica_reads_on();
+
+	/*
+	 * A server in recovery serves reads only as a hot standby that has
+	 * reached consistency: not with hot_standby = off, not before
+	 * consistency, never in crash recovery.
+	 */
+	takes_reads = !s.in_recovery || HotStandbyActive();
+
+	/* an unknown staleness or lag is never within a bound */
 	known = rr_current_staleness(GetCurrentTimestamp(), &staleness, &as_of);
+	lag_bytes = rr_sample_lag_bytes(&s);
 	within = known && staleness <= max_staleness &&
-		(max_lag_bytes < 0 || rr_sample_lag_bytes(&s) <= max_lag_bytes);
+		(max_lag_bytes < 0 || (lag_bytes >= 0 && lag_bytes <= max_lag_bytes));
 
 	if (strcmp(target, "/metrics") == 0)
 		answer_metrics(a, &s, known, staleness, replica_reads);
@@ -436,14 +496,18 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	else if (strcmp(target, "/primary") == 0)
 		answer_state(a, s.in_recovery ? 503 : 200, &s, known, staleness, replica_reads);
 	else if (strcmp(target, "/replica") == 0)
-		answer_state(a, s.in_recovery && replica_reads && within ? 200 : 503,
+		answer_state(a,
+					 s.in_recovery && takes_reads && replica_reads && within ?
+					 200 : 503,
 					 &s, known, staleness, replica_reads);
 	else						/* /read-only */
-		answer_state(a, !s.in_recovery || (replica_reads && within) ? 200 : 503,
+		answer_state(a,
+					 !s.in_recovery || (takes_reads && replica_reads && within) ?
+					 200 : 503,
 					 &s, known, staleness, replica_reads);
 }
 
-/* Reason phrase of the statuses we use. */
+/* Return the reason phrase of an HTTP status this endpoint uses. */
 static const char *
 status_text(int status)
 {
@@ -487,11 +551,12 @@ client_reply(HttpClient *c, HttpAnswer *a, bool head_only)
 	if (!head_only)
 		appendBinaryStringInfo(&msg, a->body.data, a->body.len);
 
-	(void) send(c->sock, msg.data, msg.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	/* the socket is non-blocking; SIGPIPE is ignored in the worker */
+	(void) send(c->sock, msg.data, msg.len, 0);
 	client_close(c);
 }
 
-/* Reply with a bare error status and close. */
+/* Reply with a bare error status and close the connection. */
 static void
 client_error(HttpClient *c, int status)
 {
@@ -503,13 +568,41 @@ client_error(HttpClient *c, int status)
 	client_reply(c, &a, false);
 }
 
-/* Read what a client sent; answer once its request head is complete. */
+/*
+ * Does a request head end in buf[0..len), given that buf[0..from) held no end
+ * of head?  Only the bytes from 'from' on are examined, so a client sending
+ * one byte at a time costs constant work per byte.
+ */
+static bool
+head_complete(const char *buf, int from, int len)
+{
+	for (int i = from; i < len; i++)
+	{
+		if (buf[i] != '\n')
+			continue;
+		/* "\n\n" or "\r\n\r\n" ends here */
+		if (i >= 1 && buf[i - 1] == '\n')
+			return true;
+		if (i >= 3 && buf[i - 1] == '\r' && buf[i - 2] == '\n' &&
+			buf[i - 3] == '\r')
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Read what a client sent, with one recv(); answer once its request head is
+ * complete.
+ */
 static void
 client_read(HttpClient *c)
 {
+	int			from = c->len;
 	ssize_t		n = recv(c->sock, c->buf + c->len, RR_HTTP_MAX_REQUEST - c->len,
 						 MSG_DONTWAIT);
 	char	   *eol;
+	HttpAnswer	a;
+	bool		head_only;
 
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
@@ -521,12 +614,12 @@ client_read(HttpClient *c)
 	c->len += n;
 	c->buf[c->len] = '\0';
 
-	if (memchr(c->buf, '\0', c->len) != NULL)
+	if (memchr(c->buf + from, '\0', n) != NULL)
 	{
 		client_error(c, 400);
 		return;
 	}
-	if (strstr(c->buf, "\r\n\r\n") == NULL && strstr(c->buf, "\n\n") == NULL)
+	if (!head_complete(c->buf, from, c->len))
 	{
 		if (c->len >= RR_HTTP_MAX_REQUEST)
 			client_error(c, 431);
@@ -536,22 +629,20 @@ client_read(HttpClient *c)
 	/* the head is complete: answer its request line */
 	eol = strpbrk(c->buf, "\r\n");
 	*eol = '\0';
-	{
-		HttpAnswer	a;
-		bool		head_only;
-
-		a.content_type = NULL;
-		initStringInfo(&a.body);
-		answer_request(c->buf, &a, &head_only);
-		client_reply(c, &a, head_only);
-	}
+	a.content_type = NULL;
+	initStringInfo(&a.body);
+	answer_request(c->buf, &a, &head_only);
+	client_reply(c, &a, head_only);
 }
 
-/* Accept every pending connection; close those beyond the client limit. */
+/*
+ * Accept up to RR_HTTP_ACCEPT_BATCH pending connections on 'lsock'; beyond
+ * the client limit, each displaces the client that has waited longest.
+ */
 static void
 accept_clients(pgsocket lsock)
 {
-	for (;;)
+	for (int n = 0; n < RR_HTTP_ACCEPT_BATCH; n++)
 	{
 		pgsocket	sock = accept(lsock, NULL, NULL);
 		int			slot;
@@ -584,19 +675,45 @@ accept_clients(pgsocket lsock)
 		clients[slot].len = 0;
 		clients[slot].deadline =
 			TimestampTzPlusMilliseconds(GetCurrentTimestamp(), RR_HTTP_TIMEOUT_MS);
+		wait_set_stale = true;
 	}
 }
 
-/* Sleep up to 'timeout_ms' on the latch while serving HTTP clients. */
+/* (Re)build the wait set from the latch and the sockets open now. */
+static void
+build_wait_set(void)
+{
+	if (wait_set != NULL)
+		FreeWaitEventSet(wait_set);
+	wait_set = rr_create_wait_event_set(RR_HTTP_MAX_EVENTS);
+	AddWaitEventToSet(wait_set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(wait_set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL,
+					  NULL);
+	for (int i = 0; i < nlisten; i++)
+		AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, listen_socks[i], NULL,
+						  (void *) &listen_socks[i]);
+	for (int i = 0; i < RR_HTTP_MAX_CLIENTS; i++)
+		if (clients[i].sock != PGINVALID_SOCKET)
+			AddWaitEventToSet(wait_set, WL_SOCKET_READABLE, clients[i].sock,
+							  NULL, (void *) &clients[i]);
+	wait_set_stale = false;
+}
+
+/*
+ * Sleep up to 'timeout_ms' on the latch while serving HTTP clients; the work
+ * done per call is bounded (see NOTES).
+ */
 void
 rr_http_wait(long timeout_ms)
 {
-	WaitEventSet *set;
-	WaitEvent	events[RR_HTTP_MAX_LISTEN + RR_HTTP_MAX_CLIENTS + 2];
+	WaitEvent	events[RR_HTTP_MAX_EVENTS];
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz end = TimestampTzPlusMilliseconds(now, timeout_ms);
 	int			nevents;
-	MemoryContext old_cxt = MemoryContextSwitchTo(http_cxt);
+	MemoryContext old_cxt;
+
+	/* keep the running statistics of /metrics up with the history */
+	rr_lag_stats_follow();
 
 	/* close clients that ran out of time, and wake up for the next one */
 	for (int i = 0; i < RR_HTTP_MAX_CLIENTS; i++)
@@ -609,19 +726,14 @@ rr_http_wait(long timeout_ms)
 			end = Min(end, clients[i].deadline);
 	}
 
-	set = rr_create_wait_event_set(RR_HTTP_MAX_LISTEN + RR_HTTP_MAX_CLIENTS + 2);
-	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
-	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
-	for (int i = 0; i < nlisten; i++)
-		AddWaitEventToSet(set, WL_SOCKET_READABLE, listen_socks[i], NULL,
-						  (void *) &listen_socks[i]);
-	for (int i = 0; i < RR_HTTP_MAX_CLIENTS; i++)
-		if (clients[i].sock != PGINVALID_SOCKET)
-			AddWaitEventToSet(set, WL_SOCKET_READABLE, clients[i].sock, NULL,
-							  (void *) &clients[i]);
+	if (wait_set == NULL || wait_set_stale)
+		build_wait_set();
+	nevents = WaitEventSetWait(wait_set,
+							   TimestampDifferenceMilliseconds(now, end),
+							   events, lengthof(events),
+							   rr_wait_event_worker_main());
 
-	nevents = WaitEventSetWait(set, TimestampDifferenceMilliseconds(now, end), events,
-							   lengthof(events), rr_wait_event_worker_main());
+	old_cxt = MemoryContextSwitchTo(http_cxt);
 	for (int i = 0; i < nevents; i++)
 	{
 		WaitEvent  *ev = &events[i];
@@ -635,7 +747,6 @@ rr_http_wait(long timeout_ms)
 				 ((HttpClient *) ev->user_data)->sock != PGINVALID_SOCKET)
 			client_read((HttpClient *) ev->user_data);
 	}
-	FreeWaitEventSet(set);
 	MemoryContextSwitchTo(old_cxt);
 	MemoryContextReset(http_cxt);
 }

@@ -13,8 +13,6 @@
 #ifndef RR_HTTP_H
 #define RR_HTTP_H
 
-#include "postgres.h"
-
 /* Settings, defined in rr_router.c. */
 extern int	rr_http_port;
 extern char *rr_http_listen_addresses;

@@ -16,14 +16,16 @@
  * rr_router replays WAL from a primary without it, and the reverse.
  *
  * NOTES
- *	  The wrapper runs once per replayed record, so its common path is one
- *	  atomic store, a memory barrier and one atomic load (see wait.c); the
+ *	  The wrapper runs once per replayed record, so its common path is the
+ *	  call through our table entry and one atomic load compared with the
+ *	  record's end (see wait.c's NOTES for why no barrier is needed); the
  *	  waiter lock is taken only when a waiter's target has been reached.
- *	  By the time the original redo routine returns, the record's effects
- *	  are visible to new snapshots (a commit record has updated the commit
- *	  log and the known-assigned xids), although the core's own replay
- *	  position is advanced only after we return; wait.c therefore trusts
- *	  the larger of the two.
+ *	  Commit, abort and heartbeat records also store the primary time they
+ *	  prove (staleness.c).  By the time the original redo routine returns,
+ *	  the record's effects are visible to new snapshots (a commit record has
+ *	  updated the commit log and the known-assigned xids), although the
+ *	  core's own replay position is advanced only after we return; the
+ *	  position we publish when waking a waiter covers that gap.
  *
  * Copyright (c) 2026, rr_router developers
  *

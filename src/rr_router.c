@@ -30,6 +30,7 @@
 #include "redo_hook.h"
 #include "rr_router.h"
 #include "shmem.h"
+#include "statement.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -156,7 +157,10 @@ define_settings(void)
 	MarkGUCPrefixReserved("rr_router");
 }
 
-/* Module load: settings, shared memory, redo hook, commit callback, worker. */
+/*
+ * Module load: settings, shared memory, redo hook, commit callback,
+ * statement hooks, worker.
+ */
 void
 _PG_init(void)
 {
@@ -172,6 +176,7 @@ _PG_init(void)
 
 	rr_install_redo_hook();
 	rr_install_commit_callback();
+	rr_install_statement_hooks();
 	rr_register_worker();
 }
 

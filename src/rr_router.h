@@ -13,8 +13,6 @@
 #ifndef RR_ROUTER_H
 #define RR_ROUTER_H
 
-#include "postgres.h"
-
 /* Settings (GUCs), defined in rr_router.c; times are in milliseconds. */
 extern bool rr_replica_reads;
 extern int	rr_wait_timeout;

@@ -4,8 +4,8 @@
  *	  rr_staleness() and rr_is_fresh(): an upper bound on how far this
  *	  server's visible data is behind the primary.
  *
- * The bound is now - as_of, where as_of is the newest primary time proven by
- * a replayed record (see heartbeat.c).  It needs no cooperation from the
+ * The bound is now - as_of, where as_of is the primary time proven by the
+ * latest replayed record that carries one (see heartbeat.c).  It needs no cooperation from the
  * walreceiver and no assumption about the primary's activity, so it stays
  * an upper bound when the primary is idle (heartbeats move as_of), when
  * replay is paused or delayed and when the replica is cut off (nothing
@@ -38,6 +38,7 @@
 #include "rr_router.h"
 #include "shmem.h"
 #include "staleness.h"
+#include "statement.h"
 
 PG_FUNCTION_INFO_V1(rr_staleness);
 PG_FUNCTION_INFO_V1(rr_is_fresh);
@@ -148,7 +149,7 @@ rr_is_fresh(PG_FUNCTION_ARGS)
 	else
 		bound = bound_usecs(PG_GETARG_INTERVAL_P(0), "max_staleness");
 
-	if (IsolationUsesXactSnapshot() && FirstSnapshotSet && IsTransactionBlock())
+	if (rr_snapshot_predates_statement())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("rr_is_fresh() cannot vouch for the snapshot of this transaction"),

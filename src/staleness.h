@@ -13,8 +13,6 @@
 #ifndef RR_STALENESS_H
 #define RR_STALENESS_H
 
-#include "postgres.h"
-
 #include "datatype/timestamp.h"
 
 /* Startup process: the data is now current as of primary time 't' (0: no news). */

@@ -85,7 +85,7 @@ rr_status_data(PG_FUNCTION_ARGS)
 	values[i] = LSNGetDatum(s.primary_lsn);
 	nulls[i++] = !sampled || s.primary_lsn == InvalidXLogRecPtr;
 	values[i] = Int64GetDatum(rr_sample_lag_bytes(&s));
-	nulls[i++] = !sampled;
+	nulls[i++] = !sampled || rr_sample_lag_bytes(&s) < 0;
 
 	/* staleness, as_of: measured now, not at the sample; a primary is current */
 	now = GetCurrentTimestamp();

@@ -13,8 +13,6 @@
 #ifndef RR_VIEWS_H
 #define RR_VIEWS_H
 
-#include "postgres.h"
-
 #include "fmgr.h"
 
 extern Datum rr_status_data(PG_FUNCTION_ARGS);

@@ -13,18 +13,55 @@
 #ifndef RR_WAIT_H
 #define RR_WAIT_H
 
-#include "postgres.h"
-
 #include "access/xlogdefs.h"
+#include "fmgr.h"
 #include "lib/pairingheap.h"
+
+#include "shmem.h"
+
+/*
+ * An extra condition on a wait target, checked every time the waiter looks
+ * at the world: returns false to keep waiting even if replay has passed the
+ * target, and may raise an error to end the wait.
+ */
+typedef bool (*RRWaitCheck) (void *arg);
+
+/* What a wait function waits for. */
+typedef struct RRWaitSpec
+{
+	XLogRecPtr	target;			/* replay must pass this LSN */
+	int			timeout_ms;		/* 0: check without waiting */
+	RRWaitCheck check;			/* NULL, or an extra condition */
+	void	   *check_arg;
+} RRWaitSpec;
+
+/*
+ * The body of every wait function: true once the target is replayed, false
+ * on timeout or with the kill switch off; 'funcname' names the SQL function
+ * in messages, e.g. "rr_wait_for_lsn".
+ */
+extern bool rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
+							   const RRWaitSpec *spec);
+
+/* The timeout argument at 'argno': NULL means rr_router.wait_timeout. */
+extern int	rr_wait_timeout_arg(FunctionCallInfo fcinfo, int argno);
 
 extern void rr_wait_queue_init(pairingheap *heap);
 
+extern void rr_wake_replayed(XLogRecPtr end);
+
 /*
  * Called by the startup process after replaying a record that ends at
- * 'end': publishes the position and wakes the waiters it satisfies.
+ * 'end': wakes the waiters it satisfies.  Once per replayed record, so the
+ * common path is one atomic read (see wait.c's NOTES for why that loses
+ * no wake-up for longer than a waiter's first sleep).
  */
-extern void rr_note_replayed(XLogRecPtr end);
+static inline void
+rr_note_replayed(XLogRecPtr end)
+{
+	if (unlikely(end >= pg_atomic_read_u64(&rr_shared->min_waited_lsn)))
+		rr_wake_replayed(end);
+}
 
 /*
  * Wake waiters whose target is at or before 'replayed'; with 'all', wake

@@ -43,6 +43,7 @@
 #include "replication/walreceiver.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/procsignal.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -66,8 +67,13 @@
 /* Samples over which the smallest clock-offset reading is kept. */
 #define RR_OFFSET_WINDOW		64
 
-/* Recent (receipt - send) readings of the walreceiver, in microseconds. */
+/*
+ * Recent (receipt - send) readings of the walreceiver, in microseconds: a
+ * ring of the last RR_OFFSET_WINDOW, the next slot to write and how many
+ * slots hold a reading (never more than the window, so nothing wraps).
+ */
 static int64 offset_readings[RR_OFFSET_WINDOW];
+static int	offset_next = 0;
 static int	offset_count = 0;
 static TimestampTz offset_last_send = 0;
 
@@ -80,19 +86,17 @@ static TimestampTz offset_last_send = 0;
 static bool
 estimate_clock_offset(TimestampTz send, TimestampTz receipt, int64 *offset)
 {
-	int			n;
-
 	if (send != 0 && receipt != 0 && send != offset_last_send)
 	{
-		offset_readings[offset_count++ % RR_OFFSET_WINDOW] = receipt - send;
+		offset_readings[offset_next] = receipt - send;
+		offset_next = (offset_next + 1) % RR_OFFSET_WINDOW;
+		offset_count = Min(offset_count + 1, RR_OFFSET_WINDOW);
 		offset_last_send = send;
 	}
 	if (offset_count == 0)
 		return false;
-
-	n = Min(offset_count, RR_OFFSET_WINDOW);
 	*offset = offset_readings[0];
-	for (int i = 1; i < n; i++)
+	for (int i = 1; i < offset_count; i++)
 		*offset = Min(*offset, offset_readings[i]);
 	return true;
 }
@@ -166,12 +170,21 @@ take_sample(RRSample *s)
 		s->has_clock_offset = estimate_clock_offset(send_time, receipt_time,
 													&s->clock_offset);
 
-		s->primary_lsn = Max(latest_wal_end, Max(s->receive_lsn, s->replay_lsn));
+		/*
+		 * Only a message from a walsender tells where the primary is; an
+		 * archive-only replica, or one whose primary has not answered since
+		 * it started, does not know (receive_lsn alone is only where
+		 * streaming was asked to start).
+		 */
+		s->has_primary_lsn = latest_wal_end != InvalidXLogRecPtr;
+		if (s->has_primary_lsn)
+			s->primary_lsn = Max(latest_wal_end, Max(s->receive_lsn, s->replay_lsn));
 	}
 	else
 	{
 		s->timeline = GetWALInsertionTimeLine();
 		s->primary_lsn = GetFlushRecPtr(NULL);
+		s->has_primary_lsn = true;
 		s->receiver_state = -1;
 	}
 }
@@ -187,14 +200,31 @@ publish_replica_reads(void)
 		rr_wake_waiters(InvalidXLogRecPtr, true);
 }
 
+/*
+ * Join the backend status array, so that the worker shows in
+ * pg_stat_activity with its wait events, once clients can connect to look
+ * (a hot standby that has reached consistency, or a primary): before that
+ * nobody can see it, and a backend's initialisation is best not run while
+ * recovery has barely begun.  Called until it has done so.
+ */
+static void
+join_backend_status(bool *joined)
+{
+	if (*joined || (RecoveryInProgress() && !HotStandbyActive()))
+		return;
+	rr_init_backend_without_database();
+	SetProcessingMode(NormalProcessing);
+	*joined = true;
+}
+
 /* Clear the published pid when the worker exits. */
 static void
 worker_exit(int code, Datum arg)
 {
 	SpinLockAcquire(&rr_shared->mutex);
 	rr_shared->worker_pid = 0;
-	rr_shared->worker_latch = NULL;
 	SpinLockRelease(&rr_shared->mutex);
+	pg_atomic_write_u32(&rr_shared->worker_procno, PG_UINT32_MAX);
 }
 
 /* Record a sample in the lag history. */
@@ -225,17 +255,20 @@ rr_worker_main(Datum main_arg)
 {
 	MemoryContext loop_cxt;
 	bool		was_in_recovery = true;
+	bool		joined = false;
 	TimestampTz next_sample = 0;
 	TimestampTz next_heartbeat = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	/* as a backend we take part in ProcSignal barriers: absorb them */
+	pqsignal(SIGUSR1, procsignal_sigusr1_handler);
 	BackgroundWorkerUnblockSignals();
 
 	SpinLockAcquire(&rr_shared->mutex);
 	rr_shared->worker_pid = MyProcPid;
-	rr_shared->worker_latch = MyLatch;
 	SpinLockRelease(&rr_shared->mutex);
+	pg_atomic_write_u32(&rr_shared->worker_procno, RR_MY_PROC_NUMBER);
 	before_shmem_exit(worker_exit, (Datum) 0);
 
 	publish_replica_reads();
@@ -250,6 +283,8 @@ rr_worker_main(Datum main_arg)
 		TimestampTz now;
 		long		sleep_ms;
 		bool		watching;
+
+		join_backend_status(&joined);
 
 		MemoryContextReset(loop_cxt);
 		old_cxt = MemoryContextSwitchTo(loop_cxt);

@@ -13,8 +13,6 @@
 #ifndef RR_WORKER_H
 #define RR_WORKER_H
 
-#include "postgres.h"
-
 #include "fmgr.h"
 
 extern void rr_register_worker(void);

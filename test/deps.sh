@@ -70,6 +70,8 @@ PACKAGES=(
 	curl
 	haproxy
 	prometheus
+	# the clock-step test runs a replica under libfaketime
+	libfaketime
 	# util-linux ships runuser; procps ships ps/pgrep used in diagnostics
 	util-linux
 	procps

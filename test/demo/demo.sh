@@ -56,7 +56,8 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 
 if [ "$(id -u)" -eq 0 ]; then
 	RUN_AS=postgres
-	as_owner() { runuser -u postgres -- "$@"; }
+	# from /, which postgres can enter: a checkout under /root is not
+	as_owner() { (cd / && runuser -u postgres -- "$@"); }
 else
 	RUN_AS=$(id -un)
 	as_owner() { "$@"; }

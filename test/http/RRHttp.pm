@@ -152,15 +152,15 @@ sub http_request
 }
 
 # The one-line body of a state answer as a hash: role, staleness (seconds,
-# undef when 'unknown'), lag_bytes, replica_reads ('on' | 'off'); undef if
-# the body is not exactly one such line.
+# undef when 'unknown'), lag_bytes (undef when 'unknown'), replica_reads
+# ('on' | 'off'); undef if the body is not exactly one such line.
 sub parse_state
 {
 	my ($body) = @_;
 	return undef unless defined $body;
 	return undef
 	  unless $body =~
-	  /\Arole=(primary|replica) staleness=(?:([0-9]+\.[0-9]+)s|(unknown)) lag_bytes=([0-9]+) replica_reads=(on|off)\n\z/;
+	  /\Arole=(primary|replica) staleness=(?:([0-9]+\.[0-9]+)s|(unknown)) lag_bytes=(?:([0-9]+)|unknown) replica_reads=(on|off)\n\z/;
 	return {
 		role => $1,
 		staleness => $3 ? undef : $2,

@@ -28,8 +28,7 @@ sub worker_pid
 	return $node->safe_psql('postgres', 'SELECT worker_pid FROM rr_status');
 }
 
-# The worker has no database connection, so pg_stat_activity does not list
-# it: recognise it by its process title.
+# Recognise the worker by its process title.
 sub is_worker_process
 {
 	my ($pid) = @_;
@@ -46,6 +45,32 @@ for my $node ($primary, $replica)
 	ok(is_worker_process($pid),
 		"$name: ... to a live process titled rr_router worker");
 }
+# pg_stat_activity lists the worker, with no database, and what it waits
+# for while it sleeps.
+for my $node ($primary, $replica)
+{
+	my $name = $node->name;
+	ok( poll_until(
+			$node,
+			"SELECT backend_type || '|' || coalesce(datname, '-') || '|'
+			        || wait_event_type || '|' || (wait_event IS NOT NULL)
+			   FROM pg_stat_activity
+			  WHERE pid = (SELECT worker_pid FROM rr_status)",
+			'rr_router worker|-|Extension|true'),
+		"$name: pg_stat_activity lists the worker and its wait event");
+}
+
+# As a backend the worker takes part in ProcSignal barriers, which DROP
+# DATABASE waits for: it must absorb them, here and in replay.
+$primary->safe_psql('postgres', 'CREATE DATABASE scratch');
+my ($ret, $out, $err) = $primary->psql('postgres', 'DROP DATABASE scratch',
+	timeout => 60);
+is($ret, 0, 'DROP DATABASE completes with the worker running');
+$primary->wait_for_catchup($replica);
+is($replica->safe_psql('postgres',
+		"SELECT count(*) FROM pg_database WHERE datname = 'scratch'"),
+	'0', '... and replays on the replica');
+
 is($primary->safe_psql('postgres', 'SELECT role FROM rr_status'),
 	'primary', 'rr_status.role on the primary');
 is($replica->safe_psql('postgres', 'SELECT role FROM rr_status'),

@@ -2,9 +2,12 @@
 # - every setting, function and view column the server reports appears in the
 #   README with the same context, default, return type or column type, in
 #   the same order, and the README lists nothing the server does not have;
-# - every ereport() in src/ carries an errcode, primary messages are lower
-#   case without a trailing period, details and hints are full sentences;
-# - no .c file tests PG_VERSION_NUM: src/compat.h holds every difference.
+# - every ereport() in src/ carries an errcode, at every level (LOG lines go
+#   to log collectors that filter on SQLSTATE too), primary messages are
+#   lower case without a trailing period, details and hints are full
+#   sentences;
+# - no Linux-only send() flag (MSG_NOSIGNAL): SIGPIPE is ignored in the
+#   worker anyway.
 use strict;
 use warnings;
 
@@ -152,9 +155,9 @@ for my $file (glob("$top/src/*.c"))
 		my $line = 1 + (() = substr($src, 0, $-[0]) =~ /\n/g);
 		my $where = "$short:$line";
 
-		ok($body =~ /\berrcode(?:_for_socket_access)?\(/,
+		ok($body =~ /\berrcode(?:_for_socket_access|_for_file_access)?\(/,
 			"$where: ereport($level) has an errcode")
-		  unless $level =~ /^(?:DEBUG\d?|LOG|INFO|NOTICE)$/;
+		  unless $level =~ /^DEBUG\d?$/;
 
 		if ($body =~ /\berrmsg\(\s*"((?:[^"\\]|\\.)*)"/)
 		{
@@ -171,8 +174,30 @@ for my $file (glob("$top/src/*.c"))
 	}
 	unlike($src, qr/\belog\(\s*ERROR\s*,\s*"[^"]*(?:must|cannot|invalid)/,
 		"$short: user-facing errors use ereport, not elog");
-	unlike($src, qr/\bPG_VERSION_NUM\b/,
-		"$short: version differences live in compat.h, not here");
+	unlike($src, qr/\bMSG_NOSIGNAL\b/,
+		"$short: no MSG_NOSIGNAL (Linux-only; SIGPIPE is ignored in the worker)");
+}
+
+# --- includes and versions ---------------------------------------------------
+
+for my $file (glob("$top/src/*.c"), glob("$top/src/*.h"))
+{
+	my $src = slurp($file);
+	my $short = $file =~ s{.*/}{}r;
+	my ($first) = $src =~ /^#include\s+(\S+)/m;
+
+	if ($short =~ /\.c$/)
+	{
+		is($first, '"postgres.h"', "$short: includes postgres.h first");
+	}
+	else
+	{
+		unlike($src, qr/^#include\s+"postgres\.h"/m,
+			"$short: a header leaves postgres.h to the .c file");
+	}
+	unlike($src, qr/PG_VERSION_NUM/,
+		"$short: version differences live in compat.h")
+	  unless $short eq 'compat.h';
 }
 
 done_testing();
