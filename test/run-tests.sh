@@ -3,10 +3,11 @@
 # test/run-tests.sh
 #     The full test suite, as CI runs it, on every PostgreSQL version
 #     rr_router supports: for each version, installs the build and test
-#     dependencies, builds and installs rr_router, then runs "make
-#     installcheck" (pg_regress on a throwaway instance, then the TAP tests
-#     in test/t with a real primary and replicas) as the unprivileged
-#     "postgres" account, because initdb refuses to run as root.
+#     dependencies, builds rr_router with warnings as errors (WERROR=1)
+#     and installs it, then runs "make installcheck" (pg_regress on a
+#     throwaway instance, then the TAP tests in test/t with a real primary
+#     and replicas) as the unprivileged "postgres" account, because initdb
+#     refuses to run as root.
 #
 #     15 runs on this machine (Debian 12).  17, 18 and 19 run in a Debian
 #     chroot of the suite that ships them (test/chroot.sh builds it on first
@@ -107,9 +108,10 @@ run_here()
 
 	say "build and install (as root): $("$PG_CONFIG" --version)"
 	# Start from a clean tree: no objects or test output from earlier runs.
+	# Warnings are errors here (WERROR=1): every version must build clean.
 	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" clean >/dev/null
-	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG"
-	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" install
+	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" WERROR=1
+	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" WERROR=1 install
 
 	chown -R "$TEST_USER:" "$WORK"
 
