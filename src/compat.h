@@ -42,6 +42,16 @@
 #define RR_PROC_BY_NUMBER(n)	(&ProcGlobal->allProcs[(n)])
 #endif
 
+/*
+ * printf format of an LSN as pg_lsn prints it, for LSN_FORMAT_ARGS().
+ * PostgreSQL 19 pads the low half to eight digits ("0/0300ABA8").
+ */
+#if PG_VERSION_NUM >= 190000
+#define RR_LSN_FORMAT	"%X/%08X"
+#else
+#define RR_LSN_FORMAT	"%X/%X"
+#endif
+
 /* Number of PGPROC entries, hence of possible waiter slots. */
 #define RR_TOTAL_PROCS() \
 	add_size(add_size(MaxBackends, NUM_AUXILIARY_PROCS), max_prepared_xacts)
@@ -52,6 +62,23 @@
 #endif
 
 /*
+ * The wait event of the startup process while it waits for sessions to drop
+ * their pins on a buffer it must clean up (a buffer-pin recovery conflict).
+ * PostgreSQL 17 renamed its class PG_WAIT_BUFFER_PIN to PG_WAIT_BUFFERPIN,
+ * with one event, WAIT_EVENT_BUFFER_PIN.  PostgreSQL 19 renamed that event
+ * WAIT_EVENT_BUFFER_CLEANUP, in a class PG_WAIT_BUFFER that also holds the
+ * buffer content-lock waits, which are no conflict: so compare the event,
+ * not the class.
+ */
+#if PG_VERSION_NUM >= 190000
+#define RR_WAIT_EVENT_BUFFER_CLEANUP	WAIT_EVENT_BUFFER_CLEANUP
+#elif PG_VERSION_NUM >= 170000
+#define RR_WAIT_EVENT_BUFFER_CLEANUP	WAIT_EVENT_BUFFER_PIN
+#else
+#define RR_WAIT_EVENT_BUFFER_CLEANUP	PG_WAIT_BUFFER_PIN
+#endif
+
+/*
  * Is this wait event of the startup process one where replay waits for
  * sessions on the replica (a recovery conflict)?
  */
@@ -59,19 +86,9 @@
 	((event) == WAIT_EVENT_RECOVERY_CONFLICT_SNAPSHOT || \
 	 (event) == WAIT_EVENT_RECOVERY_CONFLICT_TABLESPACE || \
 	 ((event) & 0xFF000000) == PG_WAIT_LOCK || \
-	 ((event) & 0xFF000000) == PG_WAIT_BUFFER_PIN)
+	 (event) == RR_WAIT_EVENT_BUFFER_CLEANUP)
 
-/*
- * How pg_lsn prints an LSN (printf format for LSN_FORMAT_ARGS): PostgreSQL
- * 19 pads the low half to eight digits.
- */
-#if PG_VERSION_NUM >= 190000
-#define RR_LSN_FORMAT	"%X/%08X"
-#else
-#define RR_LSN_FORMAT	"%X/%X"
-#endif
-
-/* Room for an LSN so formatted, and the terminator. */
+/* Room for an LSN as RR_LSN_FORMAT prints it, and the terminator. */
 #define RR_LSN_BUFSIZE	18
 
 /*
@@ -130,7 +147,41 @@
 	CreateWaitEventSet(TopMemoryContext, (nevents))
 #endif
 
-/* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */
-#define RR_WAIT_EVENT	PG_WAIT_EXTENSION
+/*
+ * The wait events our sleeps show in pg_stat_activity.  PostgreSQL 17 lets
+ * an extension name its own (WaitEventExtensionNew(), wait_event_type
+ * "Extension"); before that every extension wait shows as "Extension".  A
+ * name is registered in shared memory by a process's first sleep; its
+ * number is kept for the next.
+ */
+static inline uint32
+rr_named_wait_event(const char *name, uint32 *id)
+{
+#if PG_VERSION_NUM >= 170000
+	if (*id == 0)
+		*id = WaitEventExtensionNew(name);
+	return *id;
+#else
+	return PG_WAIT_EXTENSION;
+#endif
+}
+
+/* A session sleeping in rr_wait_for_lsn(): "RRWaitForLSN". */
+static inline uint32
+rr_wait_event_wait_for_lsn(void)
+{
+	static uint32 id = 0;
+
+	return rr_named_wait_event("RRWaitForLSN", &id);
+}
+
+/* The worker between samples (serving HTTP if enabled): "RRWorkerMain". */
+static inline uint32
+rr_wait_event_worker_main(void)
+{
+	static uint32 id = 0;
+
+	return rr_named_wait_event("RRWorkerMain", &id);
+}
 
 #endif							/* RR_COMPAT_H */

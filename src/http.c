@@ -773,7 +773,8 @@ rr_http_wait(long timeout_ms)
 		build_wait_set();
 	nevents = WaitEventSetWait(wait_set,
 							   TimestampDifferenceMilliseconds(now, end),
-							   events, lengthof(events), RR_WAIT_EVENT);
+							   events, lengthof(events),
+							   rr_wait_event_worker_main());
 
 	for (int i = 0; i < nevents; i++)
 	{

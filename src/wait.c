@@ -636,7 +636,7 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 										 alerted && !just_queued ?
 										 RR_MAX_SLEEP_MS : RR_FIRST_SLEEP_MS),
 									 1),
-								 RR_WAIT_EVENT);
+								 rr_wait_event_wait_for_lsn());
 				ResetLatch(MyLatch);
 				slept = true;
 				just_queued = false;
@@ -652,9 +652,9 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 		count_wait(RR_WAIT_CANCELLED, started);
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("recovery ended before replaying target LSN %X/%X",
+				 errmsg("recovery ended before replaying target LSN " RR_LSN_FORMAT,
 						LSN_FORMAT_ARGS(spec->target)),
-				 errdetail("This server was promoted; the last replayed LSN is %X/%X.",
+				 errdetail("This server was promoted; the last replayed LSN is " RR_LSN_FORMAT ".",
 						   LSN_FORMAT_ARGS(rr_replayed_upto())),
 				 errhint("Read from the new primary.")));
 	}

@@ -354,7 +354,7 @@ rr_worker_main(Datum main_arg)
 			(void) WaitLatch(MyLatch,
 							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 sleep_ms,
-							 RR_WAIT_EVENT);
+							 rr_wait_event_worker_main());
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}

@@ -1,20 +1,59 @@
 #!/usr/bin/env bash
 #
 # test/deps.sh
-#     Install the Debian 12 packages needed to build rr_router, run its
-#     tests and run the demo.  Idempotent: when every package is already
-#     installed it returns at once without touching apt.
+#     Install the Debian packages needed to build rr_router against one
+#     PostgreSQL version, run its tests and run the demo.  Idempotent: when
+#     every package is already installed it returns at once without
+#     touching apt.
 #
-# Run as root.  Non-interactive: safe for CI and for scripts.
+# Usage (as root):
+#     bash test/deps.sh [--pg VERSION] [--list]
+#
+#     --pg VERSION   the PostgreSQL major version (default: $RR_PG_VERSION,
+#                    else 15); this machine's apt sources must ship it, as
+#                    Debian 12 does 15 and the chroots of test/chroot.sh do
+#                    the others
+#     --list         print the packages, one a line (as apt-get install
+#                    takes them), and install nothing
+#
+# Non-interactive: safe for CI and for scripts.
 
 set -euo pipefail
 
-PACKAGES=(
+. "$(dirname "${BASH_SOURCE[0]}")/pg-versions.sh"
+
+PG_VERSION=${RR_PG_VERSION:-15}
+LIST=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--pg) PG_VERSION=${2:?--pg needs a version}; shift 2 ;;
+	--pg=*) PG_VERSION=${1#--pg=}; shift ;;
+	--list) LIST=1; shift ;;
+	*) echo "deps: unknown argument: $1" >&2; exit 2 ;;
+	esac
+done
+rr_pg_known "$PG_VERSION" || { echo "deps: PostgreSQL $PG_VERSION is not a tested version ($RR_PG_ALL_VERSIONS)" >&2; exit 2; }
+
+# "pkg/release" where the server packages must come from a release apt does
+# not pick by itself (experimental), else "pkg".
+rel=$(rr_pg_release "$PG_VERSION")
+pinned() { printf '%s\n' "$1${rel:+/$rel}"; }
+
+mapfile -t PG_PACKAGES < <(
 	# server, client programs and PGXS (pg_config, pg_regress, the TAP
 	# test modules PostgreSQL::Test::*)
-	postgresql-15
-	postgresql-client-15
-	postgresql-server-dev-15
+	pinned "postgresql-$PG_VERSION"
+	pinned "postgresql-client-$PG_VERSION"
+	pinned "postgresql-server-dev-$PG_VERSION"
+	# a server from another release needs that release's libpq
+	if [ -n "$rel" ]; then
+		pinned libpq5
+		pinned libpq-dev
+	fi
+)
+
+PACKAGES=(
+	"${PG_PACKAGES[@]}"
 	# compiler and make
 	build-essential
 	gcc
@@ -38,9 +77,14 @@ PACKAGES=(
 	procps
 )
 
+if [ "$LIST" = 1 ]; then
+	printf '%s\n' "${PACKAGES[@]}"
+	exit 0
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
-	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	status=$(dpkg-query -W -f='${Status}' "${p%%/*}" 2>/dev/null || true)
 	if [ "$status" != "install ok installed" ]; then
 		missing+=("$p")
 	fi

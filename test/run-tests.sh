@@ -1,57 +1,170 @@
 #!/usr/bin/env bash
 #
 # test/run-tests.sh
-#     The full test suite, as CI runs it: installs the build and test
-#     dependencies, builds and installs rr_router, then runs
-#     "make installcheck" (pg_regress on a throwaway instance, then the TAP
-#     tests in test/t with a real primary and replicas) as the unprivileged
-#     "postgres" account, because initdb refuses to run as root.
+#     The full test suite, as CI runs it, on every PostgreSQL version
+#     rr_router supports: for each version, installs the build and test
+#     dependencies, builds rr_router with warnings as errors (WERROR=1)
+#     and installs it, then runs "make installcheck" (pg_regress on a
+#     throwaway instance, then the TAP tests in test/t with a real primary
+#     and replicas) as the unprivileged "postgres" account, because initdb
+#     refuses to run as root.
+#
+#     15 runs on this machine (Debian 12).  17, 18 and 19 run in a Debian
+#     chroot of the suite that ships them (test/chroot.sh builds it on first
+#     use and keeps it for the next run).  One version runs at a time.
 #
 # Usage (as root, from anywhere):
-#     bash test/run-tests.sh [MAKE_VARIABLE=value ...]
+#     bash test/run-tests.sh [--pg VERSION[,VERSION...]] [MAKE_VARIABLE=value ...]
 # e.g.
-#     bash test/run-tests.sh PROVE_TESTS=test/t/001_read_your_writes.pl PROVE_FLAGS=-v
+#     bash test/run-tests.sh                        all versions: 15 17 18 19
+#     bash test/run-tests.sh --pg 17                PostgreSQL 17 only
+#     RR_PG_VERSIONS="15 19" bash test/run-tests.sh
+#     bash test/run-tests.sh --pg 15 PROVE_TESTS=test/t/001_read_your_writes.pl PROVE_FLAGS=-v
 #
 # Environment:
-#     RR_TEST_TIMEOUT   seconds before the test run is stopped (default 3000)
+#     RR_PG_VERSIONS    versions to run, space-separated (--pg overrides it)
+#     RR_TEST_TIMEOUT   seconds before one version's test run is stopped
+#                       (default 1200)
 #     RR_KEEP_TMP=1     keep the scratch copy even when the tests pass
+#     RR_CHROOT_DIR, RR_CHROOT_REFRESH, RR_DEBIAN_MIRROR: see test/chroot.sh
 #
 # The tests run in a scratch copy of the tree owned by "postgres", so the
-# checkout itself is left untouched.  The exit code is the test result.  On
-# failure the script prints regression.diffs and the server and TAP logs, so
-# a CI log is enough to debug.
+# checkout itself is left untouched.  On failure the script prints
+# regression.diffs and the server and TAP logs, so a CI log is enough to
+# debug.  A version whose packages the Debian archive cannot provide is
+# reported "SKIPPED pgN: <apt's reason>" and the others run on.  The last
+# lines summarise each version; the exit code is 0 only if every version
+# that ran passed and at least one ran.
 
 set -euo pipefail
 
-PG_BINDIR=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PG_BINDIR/pg_config
-TEST_USER=postgres
-TIMEOUT=${RR_TEST_TIMEOUT:-3000}
-
 SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$SRCDIR/test/pg-versions.sh"
+
+TEST_USER=postgres
+TIMEOUT=${RR_TEST_TIMEOUT:-1200}
 
 say() { printf '=== %s\n' "$*"; }
 die() { printf 'run-tests: %s\n' "$*" >&2; exit 2; }
 
+HERE=0
+VERSIONS=${RR_PG_VERSIONS:-}
+pg_opt=
+MAKE_ARGS=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--pg) pg_opt="$pg_opt ${2:?--pg needs a version}"; shift 2 ;;
+	--pg=*) pg_opt="$pg_opt ${1#--pg=}"; shift ;;
+	# internal: run one version right here (on this machine, or inside
+	# its chroot), as this script did before it ran several
+	--here) HERE=1; shift ;;
+	*) MAKE_ARGS+=("$1"); shift ;;
+	esac
+done
+[ -n "$pg_opt" ] && VERSIONS=$pg_opt
+VERSIONS=$(echo "${VERSIONS:-$RR_PG_ALL_VERSIONS}" | tr ',' ' ' | xargs)
+for v in $VERSIONS; do
+	rr_pg_known "$v" || die "PostgreSQL $v is not tested (tested: $RR_PG_ALL_VERSIONS; 16 has no Debian package)"
+done
+
 [ "$(id -u)" -eq 0 ] || die "run as root: it installs packages and the extension, then runs the tests as \"$TEST_USER\""
 [ -f "$SRCDIR/Makefile" ] || die "no Makefile in $SRCDIR"
 
-say "dependencies"
-bash "$SRCDIR/test/deps.sh"
-id "$TEST_USER" >/dev/null 2>&1 || die "user \"$TEST_USER\" does not exist (the postgresql-15 package creates it)"
+# ---------------------------------------------------------------------------
+# One version, right here
+# ---------------------------------------------------------------------------
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/rr_router-test.XXXXXX")
-TREE=$WORK/rr_router
-mkdir "$TREE"
+# Exit codes: 0 passed, 1 tests failed, 2 usage or setup error, 3 the
+# packages could not be installed (apt's reason on a line "SKIP: ...").
+run_here()
+{
+	local deps_log
+
+	PG_VERSION=$1
+	PG_CONFIG=/usr/lib/postgresql/$PG_VERSION/bin/pg_config
+
+	say "dependencies (PostgreSQL $PG_VERSION)"
+	deps_log=$(mktemp "${TMPDIR:-/tmp}/rr_router-deps.XXXXXX")
+	if ! RR_DEPS_LOG=$deps_log bash "$SRCDIR/test/deps.sh" --pg "$PG_VERSION"; then
+		printf 'SKIP: %s\n' "$(rr_apt_reason "$deps_log")"
+		rm -f "$deps_log"
+		exit 3
+	fi
+	rm -f "$deps_log"
+	id "$TEST_USER" >/dev/null 2>&1 || die "user \"$TEST_USER\" does not exist (the postgresql-$PG_VERSION package creates it)"
+	[ -x "$PG_CONFIG" ] || die "$PG_CONFIG is missing"
+
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/rr_router-test.XXXXXX")
+	TREE=$WORK/rr_router
+	mkdir "$TREE"
+	# Commands run as $TEST_USER inherit the working directory: make it
+	# one that user can enter (the checkout may be under /root).
+	cd "$WORK"
+
+	trap cleanup EXIT
+
+	say "copying the tree to $TREE"
+	tar -C "$SRCDIR" --exclude=./.git -cf - . | tar -C "$TREE" -xf -
+
+	say "build and install (as root): $("$PG_CONFIG" --version)"
+	# Start from a clean tree: no objects or test output from earlier runs.
+	# Warnings are errors here (WERROR=1): every version must build clean.
+	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" clean >/dev/null
+	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" WERROR=1
+	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" WERROR=1 install
+
+	chown -R "$TEST_USER:" "$WORK"
+
+	say "make installcheck (as $TEST_USER)"
+	set +e
+	as_test_user timeout --kill-after=30 "$TIMEOUT" \
+		make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" installcheck "${MAKE_ARGS[@]}" 2>&1
+	rc=$?
+	set -e
+
+	if [ "$rc" -eq 0 ]; then
+		# Nothing after prove's summary: it stays the last lines of the log.
+		exit 0
+	fi
+
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		echo "run-tests: make installcheck did not finish within ${TIMEOUT}s" >&2
+	fi
+
+	say "FAILED (exit $rc): logs follow"
+	print_failure_logs regression.diffs log tmp_check/log
+
+	# pg_regress failing stops make before the TAP tests; run them anyway so
+	# one CI log shows every failure.  (The logs above come first: the TAP run
+	# clears tmp_check.)
+	if ! tap_ran && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] &&
+		compgen -G "$TREE/test/t/*.pl" >/dev/null; then
+		say "the TAP tests did not run; running them now"
+		set +e
+		as_test_user timeout --kill-after=30 "$TIMEOUT" \
+			make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" installcheck REGRESS= "${MAKE_ARGS[@]}" 2>&1
+		tap_rc=$?
+		set -e
+		if [ "$tap_rc" -ne 0 ]; then
+			say "TAP logs"
+			print_failure_logs tmp_check/log
+		fi
+	fi
+
+	say "FAILED: pg_regress and/or TAP tests failed (exit $rc)"
+	exit 1
+}
 
 # Stop every server and helper a test left behind under $WORK (a killed or
-# timed-out test cannot run its own cleanup), then remove the scratch copy unless it
-# is wanted for debugging.
+# timed-out test cannot run its own cleanup), then remove the scratch copy
+# unless it is wanted for debugging.
 # shellcheck disable=SC2317  # invoked through the EXIT trap
-cleanup() {
+cleanup()
+{
 	local rc=$? pidfile
+	cd /
 	while IFS= read -r pidfile; do
-		runuser -u "$TEST_USER" -- "$PG_BINDIR/pg_ctl" -D "$(dirname "$pidfile")" \
+		runuser -u "$TEST_USER" -- "$(dirname "$PG_CONFIG")/pg_ctl" -D "$(dirname "$pidfile")" \
 			stop -m immediate >/dev/null 2>&1 || true
 	done < <(find "$WORK" -name postmaster.pid 2>/dev/null)
 	# Helpers a killed test may leave (HAProxy, Prometheus) run with
@@ -63,33 +176,23 @@ cleanup() {
 		echo "run-tests: scratch copy kept in $TREE" >&2
 	fi
 }
-trap cleanup EXIT
-
-say "copying the tree to $TREE"
-tar -C "$SRCDIR" --exclude=./.git -cf - . | tar -C "$TREE" -xf -
-
-say "build and install (as root)"
-# Start from a clean tree: no objects or test output from earlier runs.
-make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" clean >/dev/null
-make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG"
-make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" install
-
-chown -R "$TEST_USER:" "$WORK"
 
 # A clean, fixed environment for the tests: Debian's python3 (with
 # psycopg) ahead of any other, a UTF-8 locale that exists on every Debian
 # machine, and none of the caller's PG* variables.
-as_test_user() {
+as_test_user()
+{
 	runuser -u "$TEST_USER" -- env -i \
 		HOME="$WORK" \
-		PATH="$PG_BINDIR:/usr/bin:/bin:/usr/sbin:/sbin" \
+		PATH="$(dirname "$PG_CONFIG"):/usr/bin:/bin:/usr/sbin:/sbin" \
 		LANG=C.UTF-8 \
 		TZ=UTC \
 		${CI:+CI="$CI"} \
 		"$@"
 }
 
-print_file() {
+print_file()
+{
 	local f=$1 max=${2:-400} n
 	n=$(wc -l <"$f")
 	printf '\n----- %s (%s lines) -----\n' "${f#"$TREE"/}" "$n"
@@ -102,7 +205,8 @@ print_file() {
 # Everything a failed run left behind in the given directories of the
 # scratch tree: pg_regress' diffs and its server log (log/), the TAP tests'
 # own logs and the logs of every node they started (tmp_check/log/).
-print_failure_logs() {
+print_failure_logs()
+{
 	local f d
 	for d in "$@"; do
 		d=$TREE/$d
@@ -117,45 +221,118 @@ print_failure_logs() {
 	return 0
 }
 
-tap_ran() {
+tap_ran()
+{
 	compgen -G "$TREE/tmp_check/log/regress_log_*" >/dev/null
 }
 
-say "make installcheck (as $TEST_USER)"
-set +e
-as_test_user timeout --kill-after=30 "$TIMEOUT" \
-	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" installcheck "$@" 2>&1
-rc=$?
-set -e
-
-if [ "$rc" -eq 0 ]; then
-	# Nothing after prove's summary: it stays the last lines of the log.
-	exit 0
+if [ "$HERE" = 1 ]; then
+	# shellcheck disable=SC2086  # a list of words
+	set -- $VERSIONS
+	[ $# -eq 1 ] || die "--here runs exactly one version"
+	run_here "$1"
 fi
 
-if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
-	echo "run-tests: make installcheck did not finish within ${TIMEOUT}s" >&2
-fi
+# ---------------------------------------------------------------------------
+# Every requested version, one after the other
+# ---------------------------------------------------------------------------
 
-say "FAILED (exit $rc): logs follow"
-print_failure_logs regression.diffs log tmp_check/log
+RESULTS=$(mktemp -d "${TMPDIR:-/tmp}/rr_router-results.XXXXXX")
+declare -A STATUS NOTE
 
-# pg_regress failing stops make before the TAP tests; run them anyway so
-# one CI log shows every failure.  (The logs above come first: the TAP run
-# clears tmp_check.)
-if ! tap_ran && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] &&
-	compgen -G "$TREE/test/t/*.pl" >/dev/null; then
-	say "the TAP tests did not run; running them now"
-	set +e
-	as_test_user timeout --kill-after=30 "$TIMEOUT" \
-		make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" installcheck REGRESS= "$@" 2>&1
-	tap_rc=$?
-	set -e
-	if [ "$tap_rc" -ne 0 ]; then
-		say "TAP logs"
-		print_failure_logs tmp_check/log
+secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+
+# "pg_regress 7 tests, TAP 20 files 812 tests" from a version's log.
+counts()
+{
+	local log=$1 reg tap
+	reg=$(grep -oE 'All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed' "$log" | tail -n 1 || true)
+	tap=$(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$log" | tail -n 1 || true)
+	printf 'pg_regress: %s; TAP: %s' "${reg:-did not finish}" "${tap:-did not finish}"
+}
+
+# Run version $1, streaming its output and keeping a copy of it.
+run_version()
+{
+	local v=$1 root src start rc=0 build_secs=0 reason pkg
+	local log=$RESULTS/pg$v.log
+	start=$(date +%s)
+
+	if rr_pg_native "$v"; then
+		say "PostgreSQL $v: on this machine ($(. /etc/os-release && echo "$PRETTY_NAME"))"
+		set +e
+		(cd / && RR_TEST_TIMEOUT=$TIMEOUT bash "$SRCDIR/test/run-tests.sh" --here --pg "$v" "${MAKE_ARGS[@]}") 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+		set -e
+		pkg=$(dpkg-query -W -f='${Version}' "postgresql-$v" 2>/dev/null || true)
+		[ "$rc" -eq 3 ] && rc=1		# the host's own packages: a failure, not a skip
+		NOTE[$v]="postgresql-$v ${pkg:-?} (this machine)"
+	else
+		say "PostgreSQL $v: in a Debian $(rr_pg_suites "$v" | sed 's/ /+/') chroot"
+		set +e
+		root=$(bash "$SRCDIR/test/chroot.sh" build "$v" 2>"$RESULTS/pg$v.chroot.log")
+		rc=$?
+		set -e
+		cat "$RESULTS/pg$v.chroot.log"
+		build_secs=$(($(date +%s) - start))
+		if [ "$rc" -eq 3 ]; then
+			reason=$(sed -n 's/^SKIP: //p' "$RESULTS/pg$v.chroot.log" | tail -n 1)
+			STATUS[$v]=SKIPPED
+			NOTE[$v]=${reason:-the Debian archive cannot provide its packages}
+			printf '\n!!!!!!!! SKIPPED pg%s: %s\n\n' "$v" "${NOTE[$v]}"
+			return 0
+		elif [ "$rc" -ne 0 ]; then
+			STATUS[$v]=FAILED
+			NOTE[$v]="could not build its chroot (see above)"
+			return 0
+		fi
+		start=$(date +%s)
+		src=$(mktemp -d "$root/var/tmp/rr_router-src.XXXXXX")
+		tar -C "$SRCDIR" --exclude=./.git -cf - . | tar -C "$src" -xf -
+		set +e
+		bash "$SRCDIR/test/chroot.sh" run "$v" env \
+			${CI:+CI="$CI"} RR_TEST_TIMEOUT="$TIMEOUT" RR_KEEP_TMP="${RR_KEEP_TMP:-0}" \
+			bash "${src#"$root"}/test/run-tests.sh" --here --pg "$v" "${MAKE_ARGS[@]}" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+		set -e
+		rm -rf "$src"
+		pkg=$(sed -n "s/^postgresql-$v //p" "$root/.rr_router-chroot")
+		NOTE[$v]="postgresql-$v ${pkg:-?} (chroot ready in $(secs "$build_secs"))"
+		if [ "$rc" -eq 3 ]; then
+			reason=$(sed -n 's/^SKIP: //p' "$log" | tail -n 1)
+			STATUS[$v]=SKIPPED
+			NOTE[$v]=${reason:-the Debian archive cannot provide its packages}
+			printf '\n!!!!!!!! SKIPPED pg%s: %s\n\n' "$v" "${NOTE[$v]}"
+			return 0
+		fi
+		[ "$rc" -eq 0 ] || echo "run-tests: paths above are inside the chroot $root"
 	fi
-fi
 
-say "FAILED: pg_regress and/or TAP tests failed (exit $rc)"
-exit 1
+	if [ "$rc" -eq 0 ]; then
+		STATUS[$v]=PASSED
+	else
+		STATUS[$v]=FAILED
+	fi
+	NOTE[$v]="${NOTE[$v]}; suite $(secs $(($(date +%s) - start))); $(counts "$log")"
+	say "PostgreSQL $v: ${STATUS[$v]}"
+}
+
+total_start=$(date +%s)
+for v in $VERSIONS; do
+	run_version "$v"
+done
+
+passed=0 failed=0 skipped=0
+say "summary ($(secs $(($(date +%s) - total_start))) in all)"
+for v in $VERSIONS; do
+	printf '  pg%-3s %-8s %s\n' "$v" "${STATUS[$v]}" "${NOTE[$v]}"
+	case "${STATUS[$v]}" in
+	PASSED) passed=$((passed + 1)) ;;
+	SKIPPED) skipped=$((skipped + 1)) ;;
+	*) failed=$((failed + 1)) ;;
+	esac
+done
+[ "$skipped" -eq 0 ] || printf '  SKIPPED versions were not tested: the Debian archive could not provide them.\n'
+[ "$failed" -eq 0 ] && rm -rf "$RESULTS"
+echo "versions: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

@@ -15,6 +15,9 @@
 #     bash test/demo/demo.sh stop         stop the servers and remove their data
 #
 # Environment:
+#     RR_PG_VERSION          PostgreSQL major version to use (default 15);
+#                            Debian's postgresql-VERSION must be installable
+#                            here (17-19: inside "test/chroot.sh run VERSION")
 #     RR_DEMO_PRIMARY_PORT   (default 54320)
 #     RR_DEMO_REPLICA1_PORT  (default 54321)
 #     RR_DEMO_REPLICA2_PORT  (default 54322)
@@ -27,7 +30,8 @@
 
 set -euo pipefail
 
-PG_BINDIR=/usr/lib/postgresql/15/bin
+PG_VERSION=${RR_PG_VERSION:-15}
+PG_BINDIR=/usr/lib/postgresql/$PG_VERSION/bin
 PG_CONFIG=$PG_BINDIR/pg_config
 PRIMARY_PORT=${RR_DEMO_PRIMARY_PORT:-54320}
 REPLICA1_PORT=${RR_DEMO_REPLICA1_PORT:-54321}
@@ -145,7 +149,7 @@ on_error() {
 build_and_install() {
 	local build=$DEMO_DIR/build
 	[ "$(id -u)" -eq 0 ] || die "run as root to build and install (or pass --no-build)"
-	RR_DEPS_LOG=$DEMO_DIR/deps.log bash "$SRCDIR/test/deps.sh"
+	RR_DEPS_LOG=$DEMO_DIR/deps.log bash "$SRCDIR/test/deps.sh" --pg "$PG_VERSION"
 	note "building rr_router (log: $DEMO_DIR/build.log)"
 	mkdir "$build"
 	tar -C "$SRCDIR" --exclude=./.git -cf - . | tar -C "$build" -xf -

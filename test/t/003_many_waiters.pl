@@ -97,6 +97,18 @@ is( $replica->safe_psql('postgres',
 	'... and they are the ones waiting for it');
 ok(!grep({ !bg_alive($_) } @far), '... still waiting');
 
+# pg_stat_activity names their wait: extensions may name their wait events
+# since PostgreSQL 17; before that all show the generic "Extension".
+# (major: a release candidate such as 17rc1 sorts below 17 itself)
+my $wait_event =
+  $replica->pg_version->major >= 17 ? 'RRWaitForLSN' : 'Extension';
+ok( poll_until(
+		$replica,
+		"SELECT count(*) = $nfar FROM pg_stat_activity
+		  WHERE wait_event_type = 'Extension' AND wait_event = '$wait_event'
+		    AND pid IN (SELECT pid FROM rr_waiters)"),
+	"pg_stat_activity shows the sleeping waiters in wait event $wait_event");
+
 my $c1 = rr_counters($replica);
 is($c1->{waits_woken} - $c0->{waits_woken},
 	$nwaiters, "waits_woken counted $nwaiters wake-ups");

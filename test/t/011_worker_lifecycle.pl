@@ -46,18 +46,21 @@ for my $node ($primary, $replica)
 		"$name: ... to a live process titled rr_router worker");
 }
 # pg_stat_activity lists the worker, with no database, and what it waits
-# for while it sleeps.
+# for while it sleeps: RRWorkerMain since PostgreSQL 17, which lets
+# extensions name their wait events, the generic Extension before.
 for my $node ($primary, $replica)
 {
 	my $name = $node->name;
+	my $event =
+	  $node->pg_version->major >= 17 ? 'RRWorkerMain' : 'Extension';
 	ok( poll_until(
 			$node,
 			"SELECT backend_type || '|' || coalesce(datname, '-') || '|'
-			        || wait_event_type || '|' || (wait_event IS NOT NULL)
+			        || wait_event_type || '|' || wait_event
 			   FROM pg_stat_activity
 			  WHERE pid = (SELECT worker_pid FROM rr_status)",
-			'rr_router worker|-|Extension|true'),
-		"$name: pg_stat_activity lists the worker and its wait event");
+			"rr_router worker|-|Extension|$event"),
+		"$name: pg_stat_activity lists the worker, in wait event $event");
 }
 
 # As a backend the worker takes part in ProcSignal barriers, which DROP

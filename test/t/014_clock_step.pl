@@ -32,9 +32,19 @@ $primary->safe_psql('postgres', 'CREATE TABLE t(v text)');
 # offset they re-read from a file at every call; the monotonic clock stays
 # real.
 my $rc = "${PostgreSQL::Test::Utils::tmp_check}/faketime.rc";
-open(my $fh, '>', $rc) or die "cannot write $rc: $!";
-print $fh "+0\n";
-close $fh;
+
+# Set the replica's clock offset.  Replace the file whole (rename): with
+# FAKETIME_NO_CACHE every clock read re-reads it, and libfaketime exits the
+# process when it reads a half-written file (trixie's does).
+sub set_offset
+{
+	my ($offset) = @_;
+	open(my $fh, '>', "$rc.new") or die "cannot write $rc.new: $!";
+	print $fh "$offset\n";
+	close $fh;
+	rename("$rc.new", $rc) or die "cannot rename $rc.new: $!";
+}
+set_offset('+0');
 {
 	local $ENV{LD_PRELOAD} = $libfaketime;
 	local $ENV{FAKETIME_TIMESTAMP_FILE} = $rc;
@@ -53,9 +63,7 @@ my $w = bg_psql($replica,
 ok(wait_waiters($replica, 1), 'the session is waiting');
 
 # Step the replica's wall clock back by an hour.
-open($fh, '>', $rc) or die "cannot write $rc: $!";
-print $fh "-1h\n";
-close $fh;
+set_offset('-1h');
 my $t0 = time();
 my $replica_now = $replica->safe_psql('postgres',
 	'SELECT extract(epoch FROM clock_timestamp())');
@@ -69,9 +77,7 @@ ok(defined $r->{rc},
 is($r->{out}, 'f', 'and answered false (timed out)');
 
 # Put the clock back and make sure the replica still works.
-open($fh, '>', $rc) or die "cannot write $rc: $!";
-print $fh "+0\n";
-close $fh;
+set_offset('+0');
 $replica->safe_psql('postgres',
 	'SELECT pg_cancel_backend(pid) FROM rr_waiters');
 resume_replay($replica);

@@ -152,6 +152,8 @@ for my $file (glob("$top/src/*.c"))
 	while ($src =~ /\bereport\(\s*(\w+)\s*,(.*?)\)\s*\)\s*;/gs)
 	{
 		my ($level, $body) = ($1, $2);
+		# "...LSN is " RR_LSN_FORMAT "." reads as one string
+		$body =~ s/"\s*RR_LSN_FORMAT\s*"/%X\/%X/g;
 		my $line = 1 + (() = substr($src, 0, $-[0]) =~ /\n/g);
 		my $where = "$short:$line";
 
