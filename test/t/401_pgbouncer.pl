@@ -19,10 +19,11 @@
 #   commit; both: no missed write.  The naive recipe (rr_last_commit_lsn() as
 #   a second round trip) is answered by whichever server connection PgBouncer
 #   picks: the test shows it missing writes.
-# - The ParameterStatus route (rr_router.last_commit_lsn reported with the
-#   ReadyForQuery of the round trip that committed) runs when the server has
-#   the setting rr_router.last_commit_lsn (GUC_REPORT); it is skipped, with
-#   a message, on builds without it.
+# - The ParameterStatus route: rr_router.report_commit_lsn on for every
+#   server connection (ALTER ROLE ... SET), the token read with
+#   conn.info.parameter_status("rr_router.last_commit_lsn") after the round
+#   trip that committed.  It arrives in that round trip, so it is the
+#   client's own token under transaction pooling too: no missed write.
 
 use strict;
 use warnings FATAL => 'all';
@@ -56,10 +57,9 @@ CREATE TABLE rr_pool_t(run text, client int, seq int,
 my $replica = rr_replica($primary, 'replica',
 	conf => "recovery_min_apply_delay = '10ms'");
 
-# The ParameterStatus route needs the server to report
-# rr_router.last_commit_lsn as a GUC_REPORT setting, once per round trip.
-my $guc_report = $primary->safe_psql('postgres',
-	"SELECT count(*) FROM pg_settings WHERE name = 'rr_router.last_commit_lsn'");
+# The ParameterStatus route needs rr_router.report_commit_lsn.
+my $can_report = $primary->safe_psql('postgres',
+	"SELECT count(*) FROM pg_settings WHERE name = 'rr_router.report_commit_lsn'");
 
 # Pools: 3 server connections to the primary, fewer than the 8 clients;
 # as many as clients to the replica, where waits hold a connection.
@@ -176,9 +176,8 @@ ok($naive->{missed} > 0,
 # ALTER ROLE ... SET, or postgresql.conf.
 SKIP:
 {
-	skip 'this build has no GUC_REPORT setting rr_router.last_commit_lsn: '
-	  . 'the ParameterStatus route needs it', 1
-	  unless $guc_report;
+	skip 'this build has no rr_router.report_commit_lsn', 1
+	  unless $can_report;
 
 	my $user = $primary->safe_psql('postgres', 'SELECT current_user');
 	$primary->safe_psql('postgres',

@@ -24,7 +24,7 @@ use Test::More;
 use Time::HiRes qw(time usleep);
 
 our @EXPORT = qw(find_pooler start_pgbouncer start_pgpool stop_pooler
-  pooler_dsn wait_port python3_with);
+  pooler_dsn wait_port python3_with psql_dsn bg_psql_dsn);
 
 my @started;
 
@@ -218,6 +218,44 @@ sub pooler_dsn
 {
 	my ($p, $db) = @_;
 	return "host=127.0.0.1 port=$p->{port} dbname=$db connect_timeout=10";
+}
+
+# Run the psql script $sql in one session on $dsn (each statement its own
+# round trip); errors do not stop it.  Returns (stdout, stderr), chomped.
+sub psql_dsn
+{
+	my ($dsn, $sql) = @_;
+	my ($out, $err) = ('', '');
+	IPC::Run::run(
+		[ 'psql', '-XAtq', '-v', 'VERBOSITY=verbose', '-d', $dsn, '-f', '-' ],
+		'<' => \"$sql\n",
+		'>' => \$out,
+		'2>' => \$err,
+		IPC::Run::timeout(120));
+	chomp $out;
+	chomp $err;
+	return ($out, $err);
+}
+
+# As RRTest::bg_psql, on a connection string: psql runs $sql in the
+# background; RRTest::bg_finish collects it.
+sub bg_psql_dsn
+{
+	my ($dsn, $sql) = @_;
+	my $bg = { out => '', err => '', started => time() };
+	$bg->{in} = "$sql\n\\q\n";
+	$bg->{h} = IPC::Run::start(
+		[ 'psql', '-XAtq', '-d', $dsn, '-f', '-' ],
+		'<' => \$bg->{in},
+		'>' => \$bg->{out},
+		'2>' => \$bg->{err});
+	my $deadline = time() + 10;
+	while (length $bg->{in} && time() < $deadline)
+	{
+		eval { $bg->{h}->pump_nb; 1 } or last;
+		usleep(1_000) if length $bg->{in};
+	}
+	return $bg;
 }
 
 # Stop pooler $p: SIGINT (fast shutdown for both), then SIGKILL.
