@@ -16,17 +16,20 @@ OBJS = \
 	src/redo_hook.o \
 	src/wait.o \
 	src/commit_lsn.o \
+	src/timeline.o \
 	src/views.o \
 	src/heartbeat.o \
 	src/staleness.o \
 	src/history.o \
-	src/http.o
+	src/http.o \
+	src/statement.o
 
 EXTENSION = rr_router
-DATA = rr_router--1.0.sql
+DATA = rr_router--1.0.sql rr_router--1.0--1.1.sql
 PGFILEDESC = "rr_router - safe reads from streaming-replication replicas"
 
-REGRESS = setup wait_for_lsn commit_lsn staleness lag_history views grants
+REGRESS = setup wait_for_lsn commit_lsn tokens staleness lag_history views grants \
+	extension_update
 REGRESS_OPTS = --temp-config=$(srcdir)/test/regress.conf \
 	--temp-instance=$(CURDIR)/tmp_check
 

@@ -26,11 +26,39 @@ SELECT pg_current_wal_insert_lsn() AS before_commit \gset
 COMMIT;
 SELECT rr_last_commit_lsn() > :'before_commit'::pg_lsn AS past_its_writes;
 
--- The reporting switch is a user setting.
+-- The reporting switch is a user setting.  With it on, a commit shows its
+-- token in the GUC_REPORT settings rr_router.last_commit_lsn and
+-- rr_router.last_commit_token, which are empty until then.
+SHOW rr_router.last_commit_lsn;
+SHOW rr_router.last_commit_token;
 SET rr_router.report_commit_lsn = on;
 INSERT INTO commit_lsn_t VALUES (4);
 SHOW rr_router.report_commit_lsn;
+SELECT current_setting('rr_router.last_commit_lsn') = rr_last_commit_lsn()::text AS shows_lsn,
+       current_setting('rr_router.last_commit_token') =
+         (SELECT timeline_id FROM pg_control_checkpoint()) || ':' || rr_last_commit_lsn()
+         AS shows_token;
+SELECT rr_last_commit_lsn() AS reported \gset
+
+-- Anyone may SET them (poolers replay reported settings that way): that
+-- changes what is shown, never the session's token.
+SET rr_router.last_commit_lsn = '0/DEADBEEF';
+SET "rr_router.last_commit_token" TO 'anything at all';
+SHOW rr_router.last_commit_lsn;
+SHOW rr_router.last_commit_token;
+SELECT rr_last_commit_lsn() = :'reported'::pg_lsn AS token_unchanged;
+RESET rr_router.last_commit_lsn;
+RESET rr_router.last_commit_token;
+SHOW rr_router.last_commit_lsn;
+
+-- With reporting off, commits leave the settings alone.
 RESET rr_router.report_commit_lsn;
+INSERT INTO commit_lsn_t VALUES (5);
+SELECT rr_last_commit_lsn() > :'reported'::pg_lsn AS token_moved,
+       current_setting('rr_router.last_commit_lsn') AS shown;
+
+-- They belong to sessions, not to configuration files.
+ALTER SYSTEM SET rr_router.last_commit_lsn = '0/1';
 
 DROP TABLE commit_lsn_t;
 

@@ -5,6 +5,8 @@ CREATE ROLE rr_watcher LOGIN IN ROLE pg_monitor;
 SET ROLE rr_app;
 SELECT rr_wait_for_lsn('0/1');
 SELECT rr_last_commit_lsn() IS NOT NULL AS has_token;
+SELECT rr_last_commit_token() IS NOT NULL AS has_timeline_token;
+SELECT rr_wait_for_token('1:0/1');
 SELECT count(*) FROM rr_status;
 SELECT count(*) FROM rr_waiters;
 SELECT count(*) FROM rr_status_data();

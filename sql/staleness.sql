@@ -26,4 +26,25 @@ ROLLBACK;
 SET default_transaction_isolation = 'repeatable read';
 SELECT rr_is_fresh() AS autocommit_fresh;
 SELECT rr_wait_for_lsn('0/1') AS autocommit_wait;
+-- Parallel workers run in a transaction block of their own: in autocommit
+-- they must answer like their leader, inside a block refuse like it.
+CREATE TABLE fresh_big AS SELECT g FROM generate_series(1, 20000) g;
+ANALYZE fresh_big;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SET max_parallel_workers_per_gather = 2;
+SET parallel_leader_participation = off;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM fresh_big WHERE rr_is_fresh();
+SELECT count(*) FROM fresh_big WHERE rr_is_fresh();
+BEGIN;
+SELECT 1;
+SELECT count(*) FROM fresh_big WHERE rr_is_fresh();
+ROLLBACK;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather;
+RESET parallel_leader_participation;
+DROP TABLE fresh_big;
 RESET default_transaction_isolation;

@@ -44,6 +44,21 @@ BEGIN;
 DECLARE c CURSOR FOR SELECT 1;
 SELECT rr_wait_for_lsn('0/1');
 ROLLBACK;
+-- A cursor over the call would keep the statement's snapshot (and so its
+-- old xmin) alive after the wait, and FETCH runs it nested in a statement
+-- of its own: refused, like a function looping over the call.
+BEGIN;
+DECLARE w CURSOR FOR SELECT rr_wait_for_lsn('0/1', 10);
+FETCH w;
+ROLLBACK;
+DECLARE h CURSOR WITH HOLD FOR SELECT rr_wait_for_lsn('0/1', 10);
+DO $$ DECLARE r record;
+BEGIN FOR r IN SELECT rr_wait_for_lsn('0/1', 10) LOOP END LOOP; END $$;
+-- An open cursor, even a materialized WITH HOLD one, is another portal.
+DECLARE held CURSOR WITH HOLD FOR SELECT 1;
+SELECT rr_wait_for_lsn('0/1');
+CLOSE held;
+SELECT rr_wait_for_lsn('0/1');
 -- ... while a check without waiting may go anywhere.
 SELECT rr_wait_for_lsn('0/1', 0), 1 AS other;
 DO $$ BEGIN ASSERT rr_wait_for_lsn('0/1', 0); END $$;

@@ -60,6 +60,32 @@
 	 ((event) & 0xFF000000) == PG_WAIT_LOCK || \
 	 ((event) & 0xFF000000) == PG_WAIT_BUFFER_PIN)
 
+/*
+ * How pg_lsn prints an LSN (printf format for LSN_FORMAT_ARGS): PostgreSQL
+ * 19 pads the low half to eight digits.
+ */
+#if PG_VERSION_NUM >= 190000
+#define RR_LSN_FORMAT	"%X/%08X"
+#else
+#define RR_LSN_FORMAT	"%X/%X"
+#endif
+
+/* Room for an LSN so formatted, and the terminator. */
+#define RR_LSN_BUFSIZE	18
+
+/*
+ * ExecutorRun_hook's signature: PostgreSQL 18 dropped the execute_once
+ * argument.  Use as "uint64 count RR_EXECUTOR_RUN_ONCE_PARAM" in a hook's
+ * parameter list and "count RR_EXECUTOR_RUN_ONCE_ARG" when passing it on.
+ */
+#if PG_VERSION_NUM >= 180000
+#define RR_EXECUTOR_RUN_ONCE_PARAM
+#define RR_EXECUTOR_RUN_ONCE_ARG
+#else
+#define RR_EXECUTOR_RUN_ONCE_PARAM	, bool execute_once
+#define RR_EXECUTOR_RUN_ONCE_ARG	, execute_once
+#endif
+
 /* Wait event for our sleeps; PostgreSQL 17 lets extensions name their own. */
 #define RR_WAIT_EVENT	PG_WAIT_EXTENSION
 

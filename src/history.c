@@ -10,7 +10,7 @@
  *	  worker, its only writer, takes it exclusively for the few stores of
  *	  one sample; readers take it shared just long enough to copy the ring
  *	  and compute nothing under it.  rr_reset_stats() takes it exclusively
- *	  to empty the ring, and RRShared.mutex to zero the wait counters.
+ *	  to empty the ring; the wait counters are atomics (shmem.c).
  *
  * Copyright (c) 2026, rr_router developers
  *
@@ -240,9 +240,7 @@ rr_reset_stats(PG_FUNCTION_ARGS)
 	history->written = 0;
 	LWLockRelease(history->lock);
 
-	SpinLockAcquire(&rr_shared->mutex);
-	memset(&rr_shared->counters, 0, sizeof(rr_shared->counters));
-	SpinLockRelease(&rr_shared->mutex);
+	rr_reset_counters();
 
 	PG_RETURN_VOID();
 }

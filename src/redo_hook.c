@@ -72,6 +72,15 @@ rr_redo(XLogReaderState *record)
 		rr_note_primary_time(rr_record_primary_time(record));
 		pg_write_barrier();		/* a woken waiter sees the new bound */
 	}
+	else if (rmid == RM_XLOG_ID)
+	{
+		/*
+		 * A timeline switch happens at an XLOG record, and the core set
+		 * replayEndTLI before replaying it: whoever sees the position we
+		 * publish must see the new timeline too (timeline.c).
+		 */
+		pg_write_barrier();
+	}
 	rr_note_replayed(record->EndRecPtr);
 }
 

@@ -30,6 +30,7 @@
 #include "redo_hook.h"
 #include "rr_router.h"
 #include "shmem.h"
+#include "statement.h"
 #include "worker.h"
 
 PG_MODULE_MAGIC;
@@ -42,6 +43,8 @@ int			rr_sample_interval = 100;
 int			rr_heartbeat_interval = 1000;
 int			rr_history_size = 9000;
 bool		rr_report_commit_lsn = false;
+char	   *rr_last_commit_lsn_setting = NULL;
+char	   *rr_last_commit_token_setting = NULL;
 int			rr_http_port = 0;
 char	   *rr_http_listen_addresses = NULL;
 
@@ -127,13 +130,31 @@ define_settings(void)
 							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("rr_router.report_commit_lsn",
-							 "Reports the end LSN of each commit to the client as ParameterStatus \"rr_router.last_commit_lsn\".",
-							 NULL,
+							 "Reports this session's newest causality token to the client in \"rr_router.last_commit_lsn\" and \"rr_router.last_commit_token\".",
+							 "Reported as ParameterStatus messages, at most once per round trip, with the ReadyForQuery that ends it.",
 							 &rr_report_commit_lsn,
 							 false,
 							 PGC_USERSET,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable(RR_COMMIT_LSN_PARAMETER,
+							   "Shows the end LSN of this session's newest commit, as reported to the client.",
+							   "Set by commits while \"rr_router.report_commit_lsn\" is on; setting it changes what is shown, not rr_last_commit_lsn().",
+							   &rr_last_commit_lsn_setting,
+							   "",
+							   PGC_USERSET,
+							   GUC_REPORT | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable(RR_COMMIT_TOKEN_PARAMETER,
+							   "Shows the causality token (timeline:LSN) of this session's newest commit, as reported to the client.",
+							   "Set by commits while \"rr_router.report_commit_lsn\" is on; setting it changes what is shown, not rr_last_commit_token().",
+							   &rr_last_commit_token_setting,
+							   "",
+							   PGC_USERSET,
+							   GUC_REPORT | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE,
+							   NULL, NULL, NULL);
 
 	DefineCustomIntVariable("rr_router.http_port",
 							"Sets the TCP port of the HTTP health and metrics endpoint, from 1 to 65535, or 0 (the default) to serve none.",
@@ -156,7 +177,10 @@ define_settings(void)
 	MarkGUCPrefixReserved("rr_router");
 }
 
-/* Module load: settings, shared memory, redo hook, commit callback, worker. */
+/*
+ * Module load: settings, shared memory, redo hook, commit callback,
+ * statement hooks, worker.
+ */
 void
 _PG_init(void)
 {
@@ -172,6 +196,7 @@ _PG_init(void)
 
 	rr_install_redo_hook();
 	rr_install_commit_callback();
+	rr_install_statement_hooks();
 	rr_register_worker();
 }
 

@@ -25,6 +25,13 @@ extern int	rr_history_size;
 extern bool rr_report_commit_lsn;
 
 /*
+ * The display settings rr_router.last_commit_lsn and
+ * rr_router.last_commit_token (GUC_REPORT; see commit_lsn.c).
+ */
+extern char *rr_last_commit_lsn_setting;
+extern char *rr_last_commit_token_setting;
+
+/*
  * Is the kill switch on?  The worker publishes it in shared memory on
  * reload; a backend's own copy of the setting is consulted too, so that it
  * works even without a worker.

@@ -9,7 +9,7 @@
  *	  inherited by every child.  Three kinds of protection are used, chosen
  *	  by how hot each field is:
  *
- *	  - 'mutex' (spinlock) guards the worker's sample and the wait counters.
+ *	  - 'mutex' (spinlock) guards the worker's sample and pid.
  *	    The worker writes the sample once per sample interval; backends copy
  *	    it out in a few instructions, so rr_status never blocks on an LWLock.
  *	    rr_staleness() and rr_is_fresh() read only atomics.
@@ -24,7 +24,9 @@
  *	  - atomics: 'replayed_lsn', 'as_of' and 'startup_procno' have one
  *	    writer, the startup process; 'replay_blocked' and 'replica_reads'
  *	    have one writer, the worker; 'min_waited_lsn' is only written under
- *	    'lock'.  All are read without a lock.
+ *	    'lock'; 'worker_procno' is written by the worker as it starts and
+ *	    exits; the wait counters are added to by every waiter, the longest
+ *	    wait with a compare-and-swap loop.  All are read without a lock.
  *
  * Copyright (c) 2026, rr_router developers
  *
@@ -88,6 +90,11 @@ rr_shmem_startup(void)
 		pg_atomic_init_u64(&rr_shared->as_of, 0);
 		pg_atomic_init_u32(&rr_shared->startup_procno, PG_UINT32_MAX);
 		pg_atomic_init_u32(&rr_shared->replay_blocked, 0);
+		pg_atomic_init_u32(&rr_shared->worker_procno, PG_UINT32_MAX);
+		for (int i = 0; i < RR_WAIT_OUTCOMES; i++)
+			pg_atomic_init_u64(&rr_shared->wait_outcomes[i], 0);
+		pg_atomic_init_u64(&rr_shared->wait_time_total, 0);
+		pg_atomic_init_u64(&rr_shared->wait_time_max, 0);
 		rr_shared->lock = &(GetNamedLWLockTranche("rr_router"))->lock;
 		rr_wait_queue_init(&rr_shared->waiters);
 		rr_shared->nslots = nslots;
@@ -108,13 +115,48 @@ rr_read_sample(RRSample *sample, int *worker_pid)
 	SpinLockRelease(&rr_shared->mutex);
 }
 
-/* Copy the wait counters under the spinlock. */
+/*
+ * Copy the wait counters.  Each is read atomically; 'waits' is the sum of
+ * the outcomes read, so it always agrees with them.
+ */
 void
-rr_read_counters(RRWaitCounters *counters)
+rr_read_counters(RRWaitCounters *c)
 {
-	SpinLockAcquire(&rr_shared->mutex);
-	*counters = rr_shared->counters;
-	SpinLockRelease(&rr_shared->mutex);
+	c->waits_immediate = pg_atomic_read_u64(&rr_shared->wait_outcomes[RR_WAIT_IMMEDIATE]);
+	c->waits_woken = pg_atomic_read_u64(&rr_shared->wait_outcomes[RR_WAIT_WOKEN]);
+	c->waits_timed_out = pg_atomic_read_u64(&rr_shared->wait_outcomes[RR_WAIT_TIMED_OUT]);
+	c->waits_cancelled = pg_atomic_read_u64(&rr_shared->wait_outcomes[RR_WAIT_CANCELLED]);
+	c->waits = c->waits_immediate + c->waits_woken + c->waits_timed_out +
+		c->waits_cancelled;
+	c->wait_time_total = pg_atomic_read_u64(&rr_shared->wait_time_total);
+	c->wait_time_max = pg_atomic_read_u64(&rr_shared->wait_time_max);
+}
+
+/* Count one call of a wait function that took 'elapsed' microseconds. */
+void
+rr_count_wait(RRWaitOutcome outcome, int64 elapsed)
+{
+	uint64		max = pg_atomic_read_u64(&rr_shared->wait_time_max);
+
+	if (elapsed < 0)
+		elapsed = 0;
+	pg_atomic_fetch_add_u64(&rr_shared->wait_outcomes[outcome], 1);
+	pg_atomic_fetch_add_u64(&rr_shared->wait_time_total, elapsed);
+	/* on failure 'max' is reloaded with the current value */
+	while ((uint64) elapsed > max &&
+		   !pg_atomic_compare_exchange_u64(&rr_shared->wait_time_max, &max,
+										   (uint64) elapsed))
+		;
+}
+
+/* Zero the wait counters (rr_reset_stats). */
+void
+rr_reset_counters(void)
+{
+	for (int i = 0; i < RR_WAIT_OUTCOMES; i++)
+		pg_atomic_write_u64(&rr_shared->wait_outcomes[i], 0);
+	pg_atomic_write_u64(&rr_shared->wait_time_total, 0);
+	pg_atomic_write_u64(&rr_shared->wait_time_max, 0);
 }
 
 /* WAL bytes a sample's replica is behind the primary (0 on a primary). */

@@ -39,14 +39,25 @@ typedef struct RRSample
 	int64		clock_offset;	/* replica: our clock minus the primary's, us */
 } RRSample;
 
-/* Wait statistics; times in microseconds. */
+/* How a call to a wait function ended, for the counters. */
+typedef enum RRWaitOutcome
+{
+	RR_WAIT_IMMEDIATE,			/* answered without sleeping */
+	RR_WAIT_WOKEN,				/* slept, then the target was replayed */
+	RR_WAIT_TIMED_OUT,			/* false after sleeping, or timeout 0 */
+	RR_WAIT_CANCELLED			/* left by an error or interrupt */
+} RRWaitOutcome;
+
+#define RR_WAIT_OUTCOMES		(RR_WAIT_CANCELLED + 1)
+
+/* Wait statistics as the views show them; times in microseconds. */
 typedef struct RRWaitCounters
 {
 	int64		waits;			/* every call that got past argument checks */
-	int64		waits_immediate;	/* answered without sleeping */
-	int64		waits_woken;	/* slept, then the target was replayed */
-	int64		waits_timed_out;	/* false after sleeping, or timeout 0 */
-	int64		waits_cancelled;	/* left by an error or interrupt */
+	int64		waits_immediate;
+	int64		waits_woken;
+	int64		waits_timed_out;
+	int64		waits_cancelled;
 	int64		wait_time_total;
 	int64		wait_time_max;
 } RRWaitCounters;
@@ -64,12 +75,22 @@ typedef struct RRWaiter
 
 typedef struct RRShared
 {
-	/* The worker's sample and the wait counters, under 'mutex'. */
+	/* The worker's sample and pid, under 'mutex'. */
 	slock_t		mutex;
 	RRSample	sample;
-	RRWaitCounters counters;
 	int			worker_pid;		/* 0 while no worker runs */
-	Latch	   *worker_latch;	/* NULL while no worker runs */
+
+	/* The worker's PGPROC number, PG_UINT32_MAX while no worker runs. */
+	pg_atomic_uint32 worker_procno;
+
+	/*
+	 * Wait counters: calls by outcome (their sum is the number of calls),
+	 * total and longest time spent in calls, in microseconds.  Atomics, so
+	 * that no call takes a lock to count itself.
+	 */
+	pg_atomic_uint64 wait_outcomes[RR_WAIT_OUTCOMES];
+	pg_atomic_uint64 wait_time_total;
+	pg_atomic_uint64 wait_time_max;
 
 	/* Kill switch as the worker last read it from the configuration. */
 	pg_atomic_uint32 replica_reads;
@@ -122,5 +143,9 @@ extern int64 rr_sample_lag_bytes(const RRSample *s);
 /* Copy the latest sample, or the counters, out of shared memory. */
 extern void rr_read_sample(RRSample *sample, int *worker_pid);
 extern void rr_read_counters(RRWaitCounters *counters);
+
+/* Count one call of a wait function that took 'elapsed' microseconds. */
+extern void rr_count_wait(RRWaitOutcome outcome, int64 elapsed);
+extern void rr_reset_counters(void);
 
 #endif							/* RR_SHMEM_H */

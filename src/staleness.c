@@ -38,6 +38,7 @@
 #include "rr_router.h"
 #include "shmem.h"
 #include "staleness.h"
+#include "statement.h"
 
 PG_FUNCTION_INFO_V1(rr_staleness);
 PG_FUNCTION_INFO_V1(rr_is_fresh);
@@ -148,7 +149,7 @@ rr_is_fresh(PG_FUNCTION_ARGS)
 	else
 		bound = bound_usecs(PG_GETARG_INTERVAL_P(0), "max_staleness");
 
-	if (IsolationUsesXactSnapshot() && FirstSnapshotSet && IsTransactionBlock())
+	if (rr_snapshot_predates_statement())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("rr_is_fresh() cannot vouch for the snapshot of this transaction"),

@@ -25,14 +25,26 @@
  *	  replay position (replayed_lsn), issues a full barrier, and only then
  *	  reads min_waited_lsn.  At least one of them sees the other's write.
  *
+ *	  The same ordering lets wakers skip the lock when min_waited_lsn says
+ *	  nobody waits for what they wake: a waiter that enters the queue after
+ *	  that read looks at the replay position, the kill switch, the recovery
+ *	  state and replay_blocked itself, and the waker wrote those (followed
+ *	  by a barrier) before it read min_waited_lsn.
+ *
  *	  A waiting session must not hold back replay for everyone else.  A
  *	  backend's xmin makes the startup process wait (up to
  *	  max_standby_streaming_delay) before replaying cleanup of rows it could
- *	  see.  When rr_wait_for_lsn() is its statement's only work, that
- *	  statement's snapshot will not read anything once we return, so we drop
- *	  the backend's xmin for the duration of the wait.  A call that may wait
- *	  (timeout above 0) made any other way is refused, always, so misuse
- *	  shows in testing and not only under lag.
+ *	  see.  When the wait function is the whole of a top-level statement and
+ *	  no other portal or snapshot of the session is alive, nothing the
+ *	  backend can still read depends on its xmin once the call has begun, so
+ *	  we drop it for the duration of the wait (check_may_wait_here() says
+ *	  exactly what is refused).  A call that may wait (timeout above 0) made
+ *	  any other way is refused, always, so misuse shows in testing and not
+ *	  only under lag.
+ *
+ *	  Budgets are measured on the monotonic clock (instr_time), so a step of
+ *	  the wall clock neither lengthens nor shortens a wait; the wall-clock
+ *	  times in rr_waiters are for display.
  *
  * Copyright (c) 2026, rr_router developers
  *
@@ -51,7 +63,7 @@
 #include "miscadmin.h"
 #include "nodes/plannodes.h"
 #include "pgstat.h"
-#include "utils/wait_event.h"
+#include "portability/instr_time.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -60,10 +72,12 @@
 #include "utils/portal.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "compat.h"
 #include "rr_router.h"
 #include "shmem.h"
+#include "statement.h"
 #include "wait.h"
 
 /*
@@ -79,16 +93,6 @@
 /* Latches collected under the lock before setting them. */
 #define RR_WAKE_BATCH			16
 
-/* How a call to rr_wait_for_lsn() ended, for the counters. */
-typedef enum RRWaitOutcome
-{
-	RR_WAIT_IMMEDIATE,
-	RR_WAIT_WOKEN,				/* slept, then the target was replayed */
-	RR_WAIT_TIMED_OUT,			/* false after the timeout, or after a sleep
-								 * the kill switch or a conflict ended */
-	RR_WAIT_CANCELLED
-} RRWaitOutcome;
-
 /* What the waiter found when it looked at the world. */
 typedef enum RRWaitState
 {
@@ -101,7 +105,7 @@ typedef enum RRWaitState
 } RRWaitState;
 
 /* Start of the wait in progress, for the error-cleanup callback. */
-static TimestampTz wait_started_at;
+static instr_time wait_started_at;
 
 PG_FUNCTION_INFO_V1(rr_wait_for_lsn);
 
@@ -170,13 +174,10 @@ queue_insert(XLogRecPtr target, TimestampTz since, TimestampTz deadline)
 static void
 alert_worker(void)
 {
-	Latch	   *worker_latch;
+	uint32		procno = pg_atomic_read_u32(&rr_shared->worker_procno);
 
-	SpinLockAcquire(&rr_shared->mutex);
-	worker_latch = rr_shared->worker_latch;
-	SpinLockRelease(&rr_shared->mutex);
-	if (worker_latch)
-		SetLatch(worker_latch);
+	if (procno != PG_UINT32_MAX)
+		SetLatch(&RR_PROC_BY_NUMBER(procno)->procLatch);
 }
 
 /*
@@ -214,6 +215,11 @@ void
 rr_wake_waiters(XLogRecPtr replayed, bool all)
 {
 	bool		more;
+
+	/* nobody to wake: skip the lock (see NOTES for why this is safe) */
+	if (pg_atomic_read_u64(&rr_shared->min_waited_lsn) >
+		(all ? PG_UINT64_MAX - 1 : replayed))
+		return;
 
 	do
 	{
@@ -297,6 +303,20 @@ rr_check_replay_blocked(bool in_recovery)
 	return sightings > 0;
 }
 
+/*
+ * Has replay certainly passed 'target'?  The redo hook's position is read
+ * first: it is one atomic load, and it is ahead of the core's for every
+ * built-in resource manager.  The core's position, which takes a spinlock,
+ * is consulted only when the hook's falls short (records of custom
+ * resource managers, which the hook does not see).
+ */
+static bool
+replayed_past(XLogRecPtr target)
+{
+	return pg_atomic_read_u64(&rr_shared->replayed_lsn) >= target ||
+		GetXLogReplayRecPtr(NULL) >= target;
+}
+
 /* The furthest replay position known: the redo hook's or the core's. */
 XLogRecPtr
 rr_replayed_upto(void)
@@ -325,37 +345,22 @@ rr_normalize_target(XLogRecPtr target)
 	return target;
 }
 
+/* Microseconds since 'start' on the monotonic clock. */
+static int64
+usecs_since(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return (int64) INSTR_TIME_GET_MICROSEC(now);
+}
+
 /* Add one call's outcome and duration to the shared counters. */
 static void
-count_wait(RRWaitOutcome outcome, TimestampTz started)
+count_wait(RRWaitOutcome outcome, instr_time started)
 {
-	int64		elapsed = GetCurrentTimestamp() - started;
-	RRWaitCounters *c = &rr_shared->counters;
-
-	if (elapsed < 0)
-		elapsed = 0;
-
-	SpinLockAcquire(&rr_shared->mutex);
-	c->waits++;
-	switch (outcome)
-	{
-		case RR_WAIT_IMMEDIATE:
-			c->waits_immediate++;
-			break;
-		case RR_WAIT_WOKEN:
-			c->waits_woken++;
-			break;
-		case RR_WAIT_TIMED_OUT:
-			c->waits_timed_out++;
-			break;
-		case RR_WAIT_CANCELLED:
-			c->waits_cancelled++;
-			break;
-	}
-	c->wait_time_total += elapsed;
-	if (elapsed > c->wait_time_max)
-		c->wait_time_max = elapsed;
-	SpinLockRelease(&rr_shared->mutex);
+	rr_count_wait(outcome, usecs_since(started));
 }
 
 /* Leave the queue and count the wait as cancelled (error or exit path). */
@@ -415,28 +420,44 @@ call_is_whole_statement(FunctionCallInfo fcinfo)
 }
 
 /*
- * Refuse a call that may wait unless it is the whole of its statement and no
- * other snapshot is alive, so that its xmin can be dropped while it sleeps.
- * Checked whether or not this call will actually sleep, so that misuse shows
- * up on a primary and on an idle replica, not only under lag.
+ * Refuse a call that may wait unless dropping its xmin is safe: it must be
+ * the whole of a top-level statement (not reached through FETCH, a
+ * function or another statement, not a WITH HOLD cursor that runs at
+ * commit), and no other snapshot or portal that could still read may be
+ * alive -- a suspended portal of the extended protocol, an open cursor, a
+ * REPEATABLE READ snapshot shared by several portals.  These are the tests
+ * core applies before COPY FREEZE.  Checked whether or not this call will
+ * actually sleep, so that misuse shows up on a primary and on an idle
+ * replica, not only under lag.
  */
 static void
-check_may_wait_here(FunctionCallInfo fcinfo)
+check_may_wait_here(FunctionCallInfo fcinfo, const char *funcname)
 {
 	InvalidateCatalogSnapshot();
 
-	/*
-	 * Outside a transaction block no older snapshot can be alive (held
-	 * cursors are materialized); the only other registered one may be this
-	 * very transaction's REPEATABLE READ snapshot, which ends with it.
-	 */
-	if (!call_is_whole_statement(fcinfo) ||
-		(IsTransactionBlock() && !ThereAreNoPriorRegisteredSnapshots()))
+	if (!call_is_whole_statement(fcinfo) || !rr_called_at_top_level() ||
+		(ActivePortal->cursorOptions & CURSOR_OPT_HOLD) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("rr_wait_for_lsn() must be called as a statement of its own to wait"),
-				 errdetail("Waiting inside a larger query, a function or a transaction with open cursors would hold a snapshot that can stall WAL replay on a replica."),
-				 errhint("Run \"SELECT rr_wait_for_lsn(...)\" by itself before the statements that read, or pass a timeout of 0 to check without waiting.")));
+				 errmsg("%s() must be called as a statement of its own to wait",
+						funcname),
+				 errdetail("Waiting inside a larger query, a function or a cursor would hold a snapshot that can stall WAL replay on a replica."),
+				 errhint("Run \"SELECT %s(...)\" by itself before the statements that read, or pass a timeout of 0 to check without waiting.",
+						 funcname)));
+
+	/*
+	 * Under REPEATABLE READ the transaction's snapshot is registered beside
+	 * the statement's; rr_snapshot_predates_statement() has made sure it is
+	 * this statement's own.
+	 */
+	if (!ThereAreNoReadyPortals() ||
+		(!IsolationUsesXactSnapshot() && !ThereAreNoPriorRegisteredSnapshots()))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s() cannot wait while another portal or snapshot of this session is open",
+						funcname),
+				 errdetail("An open cursor or a suspended portal could read rows that WAL replay removes while this session waits."),
+				 errhint("Close open cursors and finish suspended portals before waiting, or pass a timeout of 0 to check without waiting.")));
 }
 
 /*
@@ -456,102 +477,118 @@ release_snapshot_xmin(void)
 /*
  * Where the waiter stands now.  A server that is not in recovery has every
  * target visible -- unless it was a replica when this call began, in which
- * case only what was replayed before promotion counts.
+ * case only what was replayed before promotion counts.  'check', if given,
+ * may raise an error or hold the target unreached whatever the replay
+ * position (see RRWaitCheck).
  */
 static RRWaitState
-wait_state(XLogRecPtr target, TimestampTz deadline, bool began_in_recovery)
+wait_state(const RRWaitSpec *spec, instr_time started, bool began_in_recovery)
 {
+	bool		reachable = spec->check == NULL || spec->check(spec->check_arg);
+
 	if (!RecoveryInProgress())
 	{
-		if (!began_in_recovery || rr_replayed_upto() >= target)
+		if (reachable && (!began_in_recovery || replayed_past(spec->target)))
 			return RR_STATE_REACHED;
-		return RR_STATE_PROMOTED;
+		if (began_in_recovery)
+			return RR_STATE_PROMOTED;
 	}
-	if (!rr_replica_reads_on())
-		return RR_STATE_REFUSED;
-	if (rr_replayed_upto() >= target)
-		return RR_STATE_REACHED;
-	if (pg_atomic_read_u32(&rr_shared->replay_blocked) != 0)
-		return RR_STATE_BLOCKED;
-	if (GetCurrentTimestamp() >= deadline)
+	else
+	{
+		if (!rr_replica_reads_on())
+			return RR_STATE_REFUSED;
+		if (reachable && replayed_past(spec->target))
+			return RR_STATE_REACHED;
+		if (pg_atomic_read_u32(&rr_shared->replay_blocked) != 0)
+			return RR_STATE_BLOCKED;
+	}
+	if (usecs_since(started) >= (int64) spec->timeout_ms * 1000)
 		return RR_STATE_EXPIRED;
 	return RR_STATE_WAITING;
 }
 
 /*
- * rr_wait_for_lsn(target pg_lsn, timeout_ms integer DEFAULT NULL) -> boolean
- *
- * True once this replica has replayed WAL up to 'target' (at once on a
- * primary); false if the timeout elapses first or the kill switch is off.
+ * Parse the optional timeout argument at 'argno': NULL means
+ * rr_router.wait_timeout.
  */
-Datum
-rr_wait_for_lsn(PG_FUNCTION_ARGS)
+int
+rr_wait_timeout_arg(FunctionCallInfo fcinfo, int argno)
 {
-	XLogRecPtr	target;
 	int			timeout_ms;
-	TimestampTz started;
-	TimestampTz deadline;
+
+	if (PG_ARGISNULL(argno))
+		return rr_wait_timeout;
+	timeout_ms = PG_GETARG_INT32(argno);
+	if (timeout_ms < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative"),
+				 errdetail("The timeout_ms argument was %d.", timeout_ms),
+				 errhint("Pass 0 to check without waiting, or NULL to use \"rr_router.wait_timeout\".")));
+	return timeout_ms;
+}
+
+/*
+ * Wait until replay has passed spec->target (and spec->check, if any,
+ * agrees), the timeout elapses or the kill switch is off.  The body of
+ * every wait function: counts the call, sleeps in the queue, raises the
+ * promotion error.  'funcname' names the SQL function in messages, e.g.
+ * "rr_wait_for_lsn".
+ */
+bool
+rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
+				   const RRWaitSpec *spec)
+{
+	instr_time	started;
+	TimestampTz started_at;
 	volatile RRWaitState state;
 	volatile bool slept = false;
 	volatile bool alerted = false;
 
-	rr_check_loaded();
-
-	if (PG_ARGISNULL(0))
-		PG_RETURN_NULL();
-	target = rr_normalize_target(PG_GETARG_LSN(0));
-
-	if (PG_ARGISNULL(1))
-		timeout_ms = rr_wait_timeout;
-	else
-	{
-		timeout_ms = PG_GETARG_INT32(1);
-		if (timeout_ms < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("timeout must not be negative"),
-					 errdetail("The timeout_ms argument was %d.", timeout_ms),
-					 errhint("Pass 0 to check without waiting, or NULL to use \"rr_router.wait_timeout\".")));
-	}
-
 	/* in autocommit the next statement takes a new snapshot: that is fine */
-	if (IsolationUsesXactSnapshot() && FirstSnapshotSet && IsTransactionBlock())
+	if (rr_snapshot_predates_statement())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
-				 errmsg("rr_wait_for_lsn() cannot make newly replayed data visible to this transaction"),
+				 errmsg("%s() cannot make newly replayed data visible to this transaction",
+						funcname),
 				 errdetail("A REPEATABLE READ or SERIALIZABLE transaction keeps the snapshot it has already taken."),
-				 errhint("Call rr_wait_for_lsn() before BEGIN, then start the transaction.")));
+				 errhint("Call %s() before BEGIN, then start the transaction.",
+						 funcname)));
 
-	if (timeout_ms > 0)
-		check_may_wait_here(fcinfo);
+	if (spec->timeout_ms > 0)
+		check_may_wait_here(fcinfo, funcname);
 
-	started = GetCurrentTimestamp();
-	deadline = TimestampTzPlusMilliseconds(started, timeout_ms);
+	INSTR_TIME_SET_CURRENT(started);
+	started_at = GetCurrentTimestamp();
 
-	state = wait_state(target, deadline, false);
-	if (state == RR_STATE_WAITING && timeout_ms == 0)
-		state = RR_STATE_EXPIRED;	/* even if the clock stepped back */
+	state = wait_state(spec, started, false);
+	if (state == RR_STATE_WAITING && spec->timeout_ms == 0)
+		state = RR_STATE_EXPIRED;
 	if (state == RR_STATE_WAITING)
 	{
+		/* for display in rr_waiters only: budgets use the monotonic clock */
+		TimestampTz deadline = TimestampTzPlusMilliseconds(started_at,
+														   spec->timeout_ms);
+
 		release_snapshot_xmin();
 
 		wait_started_at = started;
 		PG_ENSURE_ERROR_CLEANUP(wait_cleanup, (Datum) 0);
 		{
-			queue_insert(target, started, deadline);
+			queue_insert(spec->target, started_at, deadline);
 			for (;;)
 			{
-				long		sleep_ms;
+				int64		left_ms;
 
 				/* check only after being in the queue: see NOTES */
-				state = wait_state(target, deadline, true);
+				state = wait_state(spec, started, true);
 				if (state != RR_STATE_WAITING)
 					break;
 
 				/* popped by a wake-up that was not for us: queue again */
 				if (!queue_contains_me())
 				{
-					queue_insert(target, started, deadline);
+					queue_insert(spec->target, started_at, deadline);
 					continue;
 				}
 
@@ -561,12 +598,14 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 					alerted = true;
 				}
 
-				sleep_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(),
-														   deadline);
+				/* round up: waking a little late beats waking twice */
+				left_ms = ((int64) spec->timeout_ms * 1000 -
+						   usecs_since(started) + 999) / 1000;
 				(void) WaitLatch(MyLatch,
 								 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-								 Min(sleep_ms,
-									 alerted ? RR_MAX_SLEEP_MS : RR_ALERT_WORKER_MS),
+								 Max(Min(left_ms,
+										 alerted ? RR_MAX_SLEEP_MS : RR_ALERT_WORKER_MS),
+									 1),
 								 RR_WAIT_EVENT);
 				ResetLatch(MyLatch);
 				slept = true;
@@ -583,7 +622,7 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("recovery ended before replaying target LSN %X/%X",
-						LSN_FORMAT_ARGS(target)),
+						LSN_FORMAT_ARGS(spec->target)),
 				 errdetail("This server was promoted; the last replayed LSN is %X/%X.",
 						   LSN_FORMAT_ARGS(rr_replayed_upto())),
 				 errhint("Read from the new primary.")));
@@ -596,5 +635,26 @@ rr_wait_for_lsn(PG_FUNCTION_ARGS)
 		count_wait(state == RR_STATE_REACHED ? RR_WAIT_WOKEN : RR_WAIT_TIMED_OUT,
 				   started);
 
-	PG_RETURN_BOOL(state == RR_STATE_REACHED);
+	return state == RR_STATE_REACHED;
+}
+
+/*
+ * rr_wait_for_lsn(target pg_lsn, timeout_ms integer DEFAULT NULL) -> boolean
+ *
+ * True once this replica has replayed WAL up to 'target' (at once on a
+ * primary); false if the timeout elapses first or the kill switch is off.
+ */
+Datum
+rr_wait_for_lsn(PG_FUNCTION_ARGS)
+{
+	RRWaitSpec	spec = {0};
+
+	rr_check_loaded();
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	spec.target = rr_normalize_target(PG_GETARG_LSN(0));
+	spec.timeout_ms = rr_wait_timeout_arg(fcinfo, 1);
+
+	PG_RETURN_BOOL(rr_wait_for_target(fcinfo, "rr_wait_for_lsn", &spec));
 }

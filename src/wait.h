@@ -16,7 +16,37 @@
 #include "postgres.h"
 
 #include "access/xlogdefs.h"
+#include "fmgr.h"
 #include "lib/pairingheap.h"
+
+/*
+ * An extra condition on a wait target, checked every time the waiter looks
+ * at the world: returns false to keep waiting even if replay has passed the
+ * target, and may raise an error to end the wait.  Through its own pointer
+ * to the spec it may move spec->target; the waiter queues for the new
+ * target the next time it enters the queue.
+ */
+typedef bool (*RRWaitCheck) (void *arg);
+
+/* What a wait function waits for. */
+typedef struct RRWaitSpec
+{
+	XLogRecPtr	target;			/* replay must pass this LSN */
+	int			timeout_ms;		/* 0: check without waiting */
+	RRWaitCheck check;			/* NULL, or an extra condition */
+	void	   *check_arg;
+} RRWaitSpec;
+
+/*
+ * The body of every wait function: true once the target is replayed, false
+ * on timeout or with the kill switch off; 'funcname' names the SQL function
+ * in messages, e.g. "rr_wait_for_lsn".
+ */
+extern bool rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
+							   const RRWaitSpec *spec);
+
+/* The timeout argument at 'argno': NULL means rr_router.wait_timeout. */
+extern int	rr_wait_timeout_arg(FunctionCallInfo fcinfo, int argno);
 
 extern void rr_wait_queue_init(pairingheap *heap);
 

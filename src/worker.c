@@ -13,9 +13,11 @@
  * while it sleeps.  It is also the
  * waiters' safety net: it wakes waiters whose target has been replayed (the
  * startup process normally has done so already), wakes every waiter when the
- * kill switch goes off, the server is promoted or replay is held up by a
- * recovery conflict (checked every RR_CONFLICT_CHECK_MS while anyone waits),
- * and publishes the kill switch on configuration reload.
+ * kill switch goes off, the server is promoted, replay moves to a new
+ * timeline (which may have lost the writes token waiters wait for) or
+ * replay is held up by a recovery conflict (checked every
+ * RR_CONFLICT_CHECK_MS while anyone waits), and publishes the kill switch on
+ * configuration reload.
  *
  * NOTES
  *	  The worker takes RRShared.mutex to publish a sample, the history lock
@@ -193,8 +195,8 @@ worker_exit(int code, Datum arg)
 {
 	SpinLockAcquire(&rr_shared->mutex);
 	rr_shared->worker_pid = 0;
-	rr_shared->worker_latch = NULL;
 	SpinLockRelease(&rr_shared->mutex);
+	pg_atomic_write_u32(&rr_shared->worker_procno, PG_UINT32_MAX);
 }
 
 /* Record a sample in the lag history. */
@@ -225,6 +227,7 @@ rr_worker_main(Datum main_arg)
 {
 	MemoryContext loop_cxt;
 	bool		was_in_recovery = true;
+	TimeLineID	last_timeline = 0;
 	TimestampTz next_sample = 0;
 	TimestampTz next_heartbeat = 0;
 
@@ -234,8 +237,8 @@ rr_worker_main(Datum main_arg)
 
 	SpinLockAcquire(&rr_shared->mutex);
 	rr_shared->worker_pid = MyProcPid;
-	rr_shared->worker_latch = MyLatch;
 	SpinLockRelease(&rr_shared->mutex);
+	pg_atomic_write_u32(&rr_shared->worker_procno, RR_MY_PROC_NUMBER);
 	before_shmem_exit(worker_exit, (Datum) 0);
 
 	publish_replica_reads();
@@ -282,11 +285,15 @@ rr_worker_main(Datum main_arg)
 			SpinLockRelease(&rr_shared->mutex);
 			record_history(&sample);
 
-			if (sample.in_recovery)
+			if (sample.in_recovery && sample.timeline != last_timeline &&
+				last_timeline != 0)
+				rr_wake_waiters(InvalidXLogRecPtr, true);	/* new timeline */
+			else if (sample.in_recovery)
 				rr_wake_waiters(sample.replay_lsn, false);
 			else if (was_in_recovery)
 				rr_wake_waiters(InvalidXLogRecPtr, true);	/* promoted */
 			was_in_recovery = sample.in_recovery;
+			last_timeline = sample.timeline;
 			next_sample = TimestampTzPlusMilliseconds(now, rr_sample_interval);
 		}
 

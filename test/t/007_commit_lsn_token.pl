@@ -40,8 +40,8 @@ my $client = <<'PY';
 import sys
 import psycopg
 
-def status(conn):
-    return str(conn.info.parameter_status("rr_router.last_commit_lsn"))
+def status(conn, name="rr_router.last_commit_lsn"):
+    return str(conn.info.parameter_status(name))
 
 def scalar(conn, sql):
     return str(conn.execute(sql).fetchone()[0])
@@ -89,6 +89,8 @@ show("in_block", status(conn))
 conn.execute("COMMIT")
 show("token2", status(conn))
 show("last2", scalar(conn, "SELECT rr_last_commit_lsn()"))
+show("timeline_token2", status(conn, "rr_router.last_commit_token"))
+show("last_token2", scalar(conn, "SELECT rr_last_commit_token()"))
 
 # With reporting off nothing more is reported, but the function still
 # follows the commits.
@@ -135,6 +137,9 @@ is($v{in_block}, $v{after_rollback},
 like($v{token2} // '', $lsn_re, 'the COMMIT reports a token');
 ok(lsn_cmp($v{token2}, $v{token1}) > 0, '... later than the first one');
 is($v{token2}, $v{last2}, '... equal to rr_last_commit_lsn()');
+is($v{timeline_token2}, "1:$v{token2}",
+	'rr_router.last_commit_token reports the same commit with its timeline');
+is($v{timeline_token2}, $v{last_token2}, '... equal to rr_last_commit_token()');
 is($v{off_status}, $v{token2},
 	'with report_commit_lsn off, a commit reports nothing new');
 ok(lsn_cmp($v{off_last}, $v{token2}) > 0,

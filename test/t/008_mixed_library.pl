@@ -32,7 +32,9 @@ my @calls = (
 my %optional = (
 	rr_staleness => 'SELECT rr_staleness()',
 	rr_is_fresh => "SELECT rr_is_fresh('1s')",
-	rr_reset_stats => 'SELECT rr_reset_stats()');
+	rr_reset_stats => 'SELECT rr_reset_stats()',
+	rr_last_commit_token => 'SELECT rr_last_commit_token()',
+	rr_wait_for_token => "SELECT rr_wait_for_token('1:0/1', 0)");
 
 sub check_not_loaded
 {

@@ -70,7 +70,9 @@ my %doc_settings;
 for my $row (table_after(qr/^### Settings/))
 {
 	next unless $row->[0] =~ /^`(rr_router\.[a-z_]+)`$/;
-	$doc_settings{$1} = { context => $row->[1], default => strip_ticks($row->[2]) };
+	my $default = strip_ticks($row->[2]);
+	$default = '' if $default eq "''";    # an empty string, written ''
+	$doc_settings{$1} = { context => $row->[1], default => $default };
 }
 my %server_settings;
 for my $line (split /\n/, $node->safe_psql('postgres',
@@ -149,7 +151,7 @@ for my $file (glob("$top/src/*.c"))
 		my $line = 1 + (() = substr($src, 0, $-[0]) =~ /\n/g);
 		my $where = "$short:$line";
 
-		ok($body =~ /\berrcode(?:_for_socket_access)?\(/,
+		ok($body =~ /\berrcode(?:_for_socket_access|_for_file_access)?\(/,
 			"$where: ereport($level) has an errcode")
 		  unless $level =~ /^(?:DEBUG\d?|LOG|INFO|NOTICE)$/;
 

@@ -40,7 +40,8 @@ autovacuum = off
 
 # Create and start a primary.  Options: preload (default 1) puts rr_router
 # in shared_preload_libraries, extension (default 1) runs CREATE EXTENSION,
-# conf adds postgresql.conf lines.
+# has_archiving (default 0) archives WAL to $node->archive_dir, conf adds
+# postgresql.conf lines.
 sub rr_primary
 {
 	my ($name, %opt) = @_;
@@ -48,7 +49,8 @@ sub rr_primary
 	my $ext = exists $opt{extension} ? $opt{extension} : 1;
 
 	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init(allows_streaming => 1);
+	$node->init(allows_streaming => 1,
+		has_archiving => $opt{has_archiving} // 0);
 	$node->append_conf('postgresql.conf', $base_conf);
 	$node->append_conf('postgresql.conf',
 		"shared_preload_libraries = 'rr_router'")

@@ -15,12 +15,14 @@ Documentation that runs: it is small on purpose, and the tests next to it
 
 Where each kind of statement goes:
 
-write             The primary.  The commit's causality token arrives with the
-                  result as the ParameterStatus rr_router.last_commit_lsn (no
-                  extra round trip) and is kept in the user's Session.
-read_your_writes  A replica where "SELECT rr_wait_for_lsn(token, timeout)"
+write             The primary.  The commit's causality token ('TLI:LSN')
+                  arrives with the result as the ParameterStatus
+                  rr_router.last_commit_token (no extra round trip) and is
+                  kept in the user's Session.
+read_your_writes  A replica where "SELECT rr_wait_for_token(token, timeout)"
                   answered true, else the primary.  A session with no token
-                  yet gets a bounded read with the default bound.
+                  yet gets a bounded read with the default bound.  If the
+                  write was lost in a failover, raises WriteLostError.
 read_bounded      A replica where "SELECT rr_is_fresh(bound)" answered true,
                   else the primary.
 read_strong       The primary: money, authentication, permissions -- reads
@@ -29,12 +31,23 @@ read_strong       The primary: money, authentication, permissions -- reads
 Check, then read.  Every replica read is two statements on one connection:
 the check, then the query.  The query's snapshot is taken after the check
 returned, so it sees at least what the check vouched for: after
-rr_wait_for_lsn answered true every later statement sees the token's commit;
+rr_wait_for_token answered true every later statement sees the token's commit;
 rr_is_fresh(bound) true at time t means everything committed before
 t - bound is visible, and replay only moves forward, so the read is at least
 that new.  Folding the check into the query ("SELECT ... WHERE
 rr_is_fresh()") would be wrong: that query's snapshot predates the check.
-rr_wait_for_lsn must be a statement of its own in any case.
+rr_wait_for_token must be a statement of its own in any case.
+
+Writes lost in a failover.  A token names the timeline of its commit, so a
+server can tell a write that is merely not replayed yet from one that was
+lost when an asynchronous replica was promoted: rr_wait_for_token raises
+SQLSTATE RR001 for the latter.  A replica's RR001 is confirmed with the
+primary (rr_wait_for_token(token, 0) there: true if the write is in the
+primary's history, RR001 if not); a read that falls back to the primary is
+checked the same way.  When the primary confirms, read_your_writes clears the
+session's token and raises WriteLostError instead of reading: the
+application should tell the user that their last change may have been lost
+(see the README).
 
 Falling back instead of failing.  A replica that answers false (behind,
 timed out, or its kill switch rr_router.replica_reads is off), cannot be
@@ -62,7 +75,10 @@ from typing import Any, Callable, List, Optional, Sequence, Union
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-TOKEN_PARAMETER = "rr_router.last_commit_lsn"
+TOKEN_PARAMETER = "rr_router.last_commit_token"
+
+# SQLSTATE of rr_wait_for_token(): the token's write was lost in a failover.
+WRITE_LOST = "RR001"
 
 # Failures that are the replica's, not the query's: fall back on these.
 # OperationalError covers lost connections, statement_timeout and cancels;
@@ -74,9 +90,31 @@ Bound = Union[None, float, timedelta]   # seconds, a timedelta, or None
 
 
 def lsn_to_int(lsn: str) -> int:
-    """'16/B374D848' -> 0x16B374D848, so that tokens can be compared."""
+    """'16/B374D848' -> 0x16B374D848, so that LSNs can be compared."""
     hi, lo = lsn.split("/")
     return (int(hi, 16) << 32) | int(lo, 16)
+
+
+def token_key(token: str):
+    """'2:0/3000148' -> (2, 0x3000148): later timelines, then later LSNs,
+    are newer (a session's writes all go to the primary of their time)."""
+    tli, lsn = token.split(":")
+    return int(tli), lsn_to_int(lsn)
+
+
+class WriteLostError(Exception):
+    """The session's last write was lost in a failover: the primary's
+    timeline history shows that the token's timeline ended before the
+    token's LSN (SQLSTATE RR001), so no server will ever show the write.
+    The router has cleared the session's token; tell the user that their
+    last change may not have been saved."""
+
+    def __init__(self, token: str, server: str, detail: Optional[str]):
+        super().__init__("write %s lost in a failover (confirmed by %s): %s"
+                         % (token, server, detail))
+        self.token = token
+        self.server = server
+        self.detail = detail
 
 
 def as_interval(bound: Bound) -> Optional[timedelta]:
@@ -85,7 +123,8 @@ def as_interval(bound: Bound) -> Optional[timedelta]:
 
 class Session:
     """What the application keeps per user (session store, signed cookie):
-    the causality token of the user's latest write, as text ('0/3000148')."""
+    the causality token of the user's latest write, as text ('1:0/3000148',
+    the timeline and the LSN)."""
 
     def __init__(self, token: Optional[str] = None):
         self.token = token
@@ -93,7 +132,7 @@ class Session:
 
     def observe(self, token: str) -> None:
         """Keep the newest token (writes may come from several connections)."""
-        if self.token is None or lsn_to_int(token) > lsn_to_int(self.token):
+        if self.token is None or token_key(token) > token_key(self.token):
             self.token = token
         self.last_write_at = time.monotonic()
 
@@ -221,15 +260,18 @@ class Router:
 
     def read_your_writes(self, session: Session, sql: str, params=None,
                          timeout_ms: Optional[int] = None) -> Result:
-        """A read that sees every write this session has made."""
+        """A read that sees every write this session has made.  Raises
+        WriteLostError (and forgets the token) if the session's last write
+        was lost in a failover."""
         if session.token is None:
             return self.read_bounded(sql, params, kind="read_your_writes")
         timeout = self.wait_timeout_ms if timeout_ms is None else timeout_ms
 
         def check(nth):     # only the first replica tried may wait
-            return ("SELECT rr_wait_for_lsn(%s::pg_lsn, %s::integer)",
+            return ("SELECT rr_wait_for_token(%s, %s::integer)",
                     (session.token, timeout if nth == 0 else 0), "caught up")
-        return self._read_via_replicas("read_your_writes", check, sql, params)
+        return self._read_via_replicas("read_your_writes", check, sql, params,
+                                       session=session)
 
     def read_bounded(self, sql: str, params=None, max_staleness: Bound = None,
                      kind: str = "read_bounded") -> Result:
@@ -259,7 +301,10 @@ class Router:
         order = self.replicas[start:] + self.replicas[:start]
         return [r for r in order if r.down_until <= now]
 
-    def _read_via_replicas(self, kind, check, sql, params) -> Result:
+    def _read_via_replicas(self, kind, check, sql, params,
+                           session: Optional[Session] = None) -> Result:
+        """With a session: the check is a token wait, and the primary
+        confirms a lost write before anything is read."""
         t0 = time.monotonic()
         passed_over = []
         for nth, replica in enumerate(self._replicas_in_turn()):
@@ -273,17 +318,40 @@ class Router:
                         return self._run(kind, replica, conn, sql, params,
                                          reason, t0)
                 passed_over.append("%s not ready" % replica.name)
-            except REPLICA_ERRORS as e:
+            except psycopg.Error as e:     # PoolTimeout is one too
+                if getattr(e, "sqlstate", None) == WRITE_LOST and session is not None:
+                    # This replica's history lost the write: only the
+                    # primary's history is authoritative (a replica may
+                    # still follow a dead branch), so ask it below.
+                    passed_over.append("%s: write lost in its history" % replica.name)
+                    break
+                if not isinstance(e, REPLICA_ERRORS):
+                    raise
                 if unreachable(e):
                     replica.down_until = time.monotonic() + self.retry_after
                 passed_over.append("%s failed: %s" % (
                     replica.name, (str(e).strip() or type(e).__name__).splitlines()[0]))
         reason = "fallback: " + ("; ".join(passed_over) or "no replica")
-        return self._on_primary(kind, sql, params, reason, t0)
+        return self._on_primary(kind, sql, params, reason, t0, session=session)
 
-    def _on_primary(self, kind, sql, params, reason, t0) -> Result:
+    def _on_primary(self, kind, sql, params, reason, t0,
+                    session: Optional[Session] = None) -> Result:
         with self.primary.pool.connection() as conn:
+            if session is not None and session.token is not None:
+                self._confirm_on_primary(session, conn)
             return self._run(kind, self.primary, conn, sql, params, reason, t0)
+
+    def _confirm_on_primary(self, session: Session, conn) -> None:
+        """On the primary a token wait answers at once: true if the write is
+        in the primary's history, RR001 if it was lost."""
+        try:
+            conn.execute("SELECT rr_wait_for_token(%s, 0)", (session.token,))
+        except psycopg.Error as e:
+            if getattr(e, "sqlstate", None) != WRITE_LOST:
+                raise
+            token, session.token = session.token, None
+            raise WriteLostError(token, self.primary.name,
+                                 e.diag.message_detail) from e
 
     def _run(self, kind, server, conn, sql, params, reason, t0) -> Result:
         cur = conn.execute(sql, params)

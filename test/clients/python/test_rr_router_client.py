@@ -27,7 +27,7 @@ import unittest
 import psycopg
 
 from rr_router_client import (NaiveReplicaRouter, Router, Session,
-                              StickyPrimaryRouter)
+                              StickyPrimaryRouter, WriteLostError, token_key)
 
 ENV = {k: os.environ.get(k) for k in
        ("RR_PRIMARY", "RR_REPLICA_DELAYED", "RR_REPLICA_PAUSABLE", "RR_DEAD")}
@@ -422,6 +422,39 @@ class RouterTest(unittest.TestCase):
             self.assertEqual((r.role, r.rows[0][1]), ("primary", "done"))
             self.assertIn("statement timeout", r.reason)
             self.assertEqual(router.read_bounded("SELECT 1", max_staleness=60).role, "replica")
+
+    def test_09_tokens_and_lost_writes(self):
+        """Sessions keep 'TLI:LSN' tokens, newest first.  A token the
+        primary's history does not hold -- as a write lost in a failover is
+        on the new primary; here one of a timeline these servers never had
+        -- makes read_your_writes wait on the replicas, which cannot tell it
+        from a timeline they have not reached yet, then have the primary
+        confirm the loss: WriteLostError, and the token is forgotten.  (The
+        real failover is test/t/015_failover_tokens.pl.)"""
+        self.assertLess(token_key("1:0/FFFFFFFF"), token_key("1:1/0"))
+        self.assertLess(token_key("1:FF/0"), token_key("2:0/1"))
+        with Router(PRIMARY, [DELAYED, PAUSABLE], wait_timeout_ms=WAIT_MS,
+                    connect_timeout=CONNECT_S) as router:
+            user = Session()
+            router.write(user, "UPDATE users SET email = email WHERE id = %s", (next(ids),))
+            self.assertRegex(user.token, r"^[1-9][0-9]*:[0-9A-F]+/[0-9A-F]+$")
+            tli = int(user.token.split(":")[0])
+            r = router.read_your_writes(user, "SELECT 1")
+            self.assertEqual(r.rows, [(1,)])
+
+            lost = Session(token="%d:0/1" % (tli + 5))
+            t0 = time.monotonic()
+            with self.assertRaises(WriteLostError) as cm:
+                router.read_your_writes(lost, "SELECT 1")
+            waited = time.monotonic() - t0
+            say("lost write: %s after %.0f ms" % (cm.exception, waited * 1000))
+            self.assertIsNone(lost.token, "the router forgets a lost token")
+            self.assertEqual(cm.exception.server, router.primary.name)
+            self.assertIn("is not in the history", cm.exception.detail)
+            self.assertGreaterEqual(waited, WAIT_MS / 1000.0 * 0.9,
+                                    "the first replica waited before the primary was asked")
+            r = router.read_your_writes(lost, "SELECT 1")   # no token: a bounded read
+            self.assertEqual(r.rows, [(1,)])
 
     def test_08_share_vs_sticky(self):
         """The same web-like workload through the router, a 2-second sticky
