@@ -31,6 +31,16 @@ PACKAGES=(
 	curl
 	haproxy
 	prometheus
+	# connection-pooler tests: a real PgBouncer and a real pgpool-II
+	pgbouncer
+	pgpool2
+	# Debian package test (test/package/test-package.sh): the tools to
+	# build and check the package, and mmdebstrap for the clean chroots it
+	# builds and installs it in
+	debhelper
+	postgresql-server-dev-all
+	lintian
+	mmdebstrap
 	# util-linux ships runuser; procps ships ps/pgrep used in diagnostics
 	util-linux
 	procps

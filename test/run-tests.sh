@@ -15,6 +15,9 @@
 # Environment:
 #     RR_TEST_TIMEOUT   seconds before the test run is stopped (default 3000)
 #     RR_KEEP_TMP=1     keep the scratch copy even when the tests pass
+#     RR_PACKAGE_TEST=0 skip the Debian package test (test/package), which
+#                       otherwise runs first: it builds the .deb in a fresh
+#                       Debian 12 chroot and tests it installed in another
 #
 # The tests run in a scratch copy of the tree owned by "postgres", so the
 # checkout itself is left untouched.  The exit code is the test result.  On
@@ -64,6 +67,15 @@ cleanup() {
 	fi
 }
 trap cleanup EXIT
+
+# The package test needs root (it bootstraps chroots) and runs before the
+# suite, so that prove's summary stays the last lines of the log.  Its own
+# failure is reported at the end, after the suite has run.
+package_rc=0
+if [ "${RR_PACKAGE_TEST:-1}" != 0 ]; then
+	say "Debian package test (test/package/test-package.sh)"
+	bash "$SRCDIR/test/package/test-package.sh" || package_rc=$?
+fi
 
 say "copying the tree to $TREE"
 tar -C "$SRCDIR" --exclude=./.git -cf - . | tar -C "$TREE" -xf -
@@ -128,9 +140,13 @@ as_test_user timeout --kill-after=30 "$TIMEOUT" \
 rc=$?
 set -e
 
-if [ "$rc" -eq 0 ]; then
+if [ "$rc" -eq 0 ] && [ "$package_rc" -eq 0 ]; then
 	# Nothing after prove's summary: it stays the last lines of the log.
 	exit 0
+fi
+if [ "$rc" -eq 0 ]; then
+	echo "run-tests: the Debian package test failed (exit $package_rc): see its output above" >&2
+	exit 1
 fi
 
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then

@@ -135,8 +135,8 @@ is($v{b_last_after_discard}, $v{b_last_after_commit},
 is($v{b_ps_after_discard_commit}, $v{b_last_after_discard_commit},
 	'B: the next commit is reported again');
 is($v{b_usable}, '1', 'B: the connection is usable');
-is($v{r_wait_lsn}, 't', 'replica: after the replayed SETs, rr_wait_for_lsn works');
-is($v{r_wait_token}, 't', '... and rr_wait_for_token');
+is($v{r_wait_lsn}, 'True', 'replica: after the replayed SETs, rr_wait_for_lsn works');
+is($v{r_wait_token}, 'True', '... and rr_wait_for_token');
 is($v{r_row}, 'a', '... and the write is visible');
 is($v{r_last}, 'None', '... while rr_last_commit_lsn() there is its own (none)');
 
