@@ -41,6 +41,7 @@ PACKAGES=(
 	postgresql-server-dev-all
 	lintian
 	mmdebstrap
+	mount
 	# util-linux ships runuser; procps ships ps/pgrep used in diagnostics
 	util-linux
 	procps

@@ -50,7 +50,9 @@ say() { printf '=== %s\n' "$*"; }
 die() { printf 'test-package: %s\n' "$*" >&2; exit 2; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root: it bootstraps chroots with mmdebstrap"
-command -v mmdebstrap >/dev/null || die "mmdebstrap is not installed (apt-get install mmdebstrap)"
+for tool in mmdebstrap mount umount chroot; do
+	command -v "$tool" >/dev/null || die "$tool is not installed (apt-get install mmdebstrap mount)"
+done
 
 BUILD_PACKAGES=build-essential,debhelper,postgresql-server-dev-all,lintian
 # Only what Debian's postgresql-NN brings (server, client programs,
