@@ -77,6 +77,23 @@ PACKAGES=(
 	procps
 )
 
+# On this machine's own version (Debian 12's 15) also the tests that need
+# Debian 12's packages: the connection poolers (PgBouncer 1.18, pgpool-II
+# 4.3; their tests skip where these are absent, as in the other versions'
+# chroots), and the Debian package test (test/package), which builds the
+# package and bootstraps clean chroots with mmdebstrap.
+if rr_pg_native "$PG_VERSION"; then
+	PACKAGES+=(
+		pgbouncer
+		pgpool2
+		debhelper
+		postgresql-server-dev-all
+		lintian
+		mmdebstrap
+		mount
+	)
+fi
+
 if [ "$LIST" = 1 ]; then
 	printf '%s\n' "${PACKAGES[@]}"
 	exit 0

@@ -27,6 +27,10 @@
 #                       (default 1200)
 #     RR_KEEP_TMP=1     keep the scratch copy even when the tests pass
 #     RR_CHROOT_DIR, RR_CHROOT_REFRESH, RR_DEBIAN_MIRROR: see test/chroot.sh
+#     RR_PACKAGE_TEST=0 skip the Debian package test (test/package), which
+#                       otherwise runs once, before the versions: it builds
+#                       the .deb in a fresh Debian 12 chroot and tests it
+#                       installed in another
 #
 # The tests run in a scratch copy of the tree owned by "postgres", so the
 # checkout itself is left untouched.  On failure the script prints
@@ -318,6 +322,22 @@ run_version()
 }
 
 total_start=$(date +%s)
+
+# The package test needs root (it bootstraps chroots) and runs once, for
+# the package Debian 12 builds (PostgreSQL 15); its result is summarised
+# with the versions'.
+package_status=
+if [ "${RR_PACKAGE_TEST:-1}" != 0 ]; then
+	say "Debian package test (test/package/test-package.sh)"
+	package_start=$(date +%s)
+	if (cd / && bash "$SRCDIR/test/package/test-package.sh"); then
+		package_status="PASSED"
+	else
+		package_status="FAILED"
+	fi
+	package_status="$package_status ($(secs $(($(date +%s) - package_start))))"
+fi
+
 for v in $VERSIONS; do
 	run_version "$v"
 done
@@ -333,6 +353,10 @@ for v in $VERSIONS; do
 	esac
 done
 [ "$skipped" -eq 0 ] || printf '  SKIPPED versions were not tested: the Debian archive could not provide them.\n'
+if [ -n "$package_status" ]; then
+	printf '  package  %s\n' "$package_status"
+	case $package_status in PASSED*) ;; *) failed=$((failed + 1)) ;; esac
+fi
 [ "$failed" -eq 0 ] && rm -rf "$RESULTS"
 echo "versions: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
