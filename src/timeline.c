@@ -479,18 +479,24 @@ rr_token_verdict(const RRToken *token, TimeLineID server_tli,
 	return RR_TOKEN_UNKNOWN;
 }
 
+/*
+ * The hint of RR001, inside its ereport(): a primary has nowhere better to
+ * send the reader.
+ */
+static int
+lost_token_hint(bool in_recovery)
+{
+	if (in_recovery)
+		return errhint("Read from the primary, and tell the user that the write may have been lost.");
+	return errhint("Tell the user that the write may have been lost: the primary's history does not contain it.");
+}
+
 /* Raise RR001 for a token this server's history has lost; see timeline.h. */
 void
 rr_report_lost_token(const char *given, const RRToken *token,
 					 const RRTokenLoss *loss, bool in_recovery)
 {
 	char		at[RR_LSN_BUFSIZE];
-	const char *hint;
-
-	/* a primary has nowhere better to send the reader */
-	hint = in_recovery ?
-		gettext_noop("Read from the primary, and tell the user that the write may have been lost.") :
-		gettext_noop("Tell the user that the write may have been lost: the primary's history does not contain it.");
 
 	if (!XLogRecPtrIsInvalid(loss->wal_end))
 	{
@@ -500,7 +506,7 @@ rr_report_lost_token(const char *given, const RRToken *token,
 				 errmsg("causality token refers to WAL lost in a failover"),
 				 errdetail("This server's WAL on its timeline %u ends at %s, before the LSN of the token \"%s\".",
 						   loss->server_tli, at, given),
-				 errhint("%s", _(hint))));
+				 lost_token_hint(in_recovery)));
 	}
 	if (!XLogRecPtrIsInvalid(loss->switchpoint))
 	{
@@ -511,20 +517,20 @@ rr_report_lost_token(const char *given, const RRToken *token,
 					 errmsg("causality token refers to WAL lost in a failover"),
 					 errdetail("In the history of this server's timeline %u, timeline %u ended at %s, before the LSN of the token \"%s\".",
 							   loss->server_tli, token->tli, at, given),
-					 errhint("%s", _(hint))));
+					 lost_token_hint(in_recovery)));
 		ereport(ERROR,
 				(errcode(ERRCODE_RR_TOKEN_LOST),
 				 errmsg("causality token refers to WAL lost in a failover"),
 				 errdetail("In the history of timeline %u, the newest that descends from this server's timeline %u, timeline %u ended at %s, before the LSN of the token \"%s\".",
 						   loss->history_tli, loss->server_tli, token->tli, at, given),
-				 errhint("%s", _(hint))));
+				 lost_token_hint(in_recovery)));
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_RR_TOKEN_LOST),
 			 errmsg("causality token refers to WAL lost in a failover"),
 			 errdetail("Timeline %u of the token \"%s\" is not in the history of this server's timeline %u.",
 					   token->tli, given, loss->server_tli),
-			 errhint("%s", _(hint))));
+			 lost_token_hint(in_recovery)));
 }
 
 /*
