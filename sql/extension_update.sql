@@ -23,6 +23,27 @@ SELECT proname FROM pg_proc WHERE proname LIKE 'rr\_%token%' ORDER BY 1;
 SELECT :'updated_string_agg' = :'fresh_string_agg' AS same_functions,
        :'updated_views_string_agg' = :'fresh_views_string_agg' AS same_views;
 
+-- Both equal is not enough: both run the same scripts.  What they must be,
+-- spelled out: every function's STRICT, volatility (v, s) and PARALLEL
+-- (u nsafe, r estricted, s afe) markings, who may run it, and a comment.
+SELECT p.oid::regprocedure AS function, p.proisstrict AS strict,
+       p.provolatile AS vol, p.proparallel AS par,
+       has_function_privilege('public', p.oid, 'EXECUTE') AS public,
+       obj_description(p.oid, 'pg_proc') IS NOT NULL AS commented
+  FROM pg_proc p
+  JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
+  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'rr_router'
+ ORDER BY p.oid::regprocedure::text;
+-- Views: readable by pg_monitor, not by PUBLIC; a comment each.
+SELECT c.relname AS view,
+       has_table_privilege('pg_monitor', c.oid, 'SELECT') AS pg_monitor,
+       has_table_privilege('public', c.oid, 'SELECT') AS public,
+       obj_description(c.oid, 'pg_class') IS NOT NULL AS commented
+  FROM pg_class c
+  JOIN pg_depend d ON d.objid = c.oid AND d.classid = 'pg_class'::regclass
+  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'rr_router'
+ ORDER BY 1;
+
 -- The new functions work in the updated installation.
 CREATE TABLE update_t (i int);
 INSERT INTO update_t VALUES (1);

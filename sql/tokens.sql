@@ -22,13 +22,42 @@ SELECT rr_last_commit_token() = :'token1' AS unchanged;
 DROP TABLE tokens_t;
 SELECT rr_last_commit_token() <> :'token1' AS moved_by_ddl;
 
--- On a primary a token in its history is true at once, whatever its LSN.
+-- On a primary a token in its history is true at once: one of an ancestor
+-- timeline up to its switch point, one of its own timeline up to the end
+-- of its WAL.
 SELECT rr_wait_for_token(:'token1');
 SELECT rr_wait_for_token('1:0/0');
-SELECT rr_wait_for_token('1:FFFFFFFF/FFFFFFFF', 0);
-SELECT rr_wait_for_token('1:' || (pg_current_wal_lsn() + 1000000), 10);
 SELECT * FROM rr_wait_for_token('1:0/1', 1);
-SELECT rr_wait_for_token('00000001:0/3000148');
+SELECT rr_wait_for_token('1:' || pg_current_wal_insert_lsn(), 0) AS at_wal_end;
+
+-- Beyond the end of its WAL a token of its own timeline is not in its
+-- history (a tail lost in a crash with synchronous_commit off and the
+-- server restarted on the same timeline, or a made-up token): RR001, with
+-- the end of its WAL in the detail, however long the call may wait.
+CREATE FUNCTION pg_temp.lost(token text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    detail text;
+    hint text;
+BEGIN
+    RETURN rr_wait_for_token(token, 0)::text;
+EXCEPTION WHEN SQLSTATE 'RR001' THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL,
+                            hint = PG_EXCEPTION_HINT;
+    RETURN format(E'RR001 %s\n%s', regexp_replace(detail,
+        'ends at [0-9A-F]+/[0-9A-F]+,', 'ends at (the insert position),'),
+        hint);
+END $$;
+SELECT pg_temp.lost('1:FFFFFFFF/FFFFFFFF');
+WITH t(token) AS (SELECT '1:' || (pg_current_wal_insert_lsn() + 1000000))
+SELECT pg_temp.lost(token) =
+         format(E'RR001 This server''s WAL on its timeline 1 ends at (the insert position), before the LSN of the token "%s".\n'
+                'Tell the user that the write may have been lost: the primary''s history does not contain it.',
+                token) AS beyond_wal_end
+  FROM t;
+\set VERBOSITY terse
+SELECT rr_wait_for_token('1:' || (pg_current_wal_insert_lsn() + 1000000), 1000);
+\set VERBOSITY default
 
 -- A NULL timeout means rr_router.wait_timeout; a NULL token gives NULL.
 SELECT rr_wait_for_token('1:0/1', NULL);
@@ -57,7 +86,7 @@ SELECT format('%-18s', quote_literal(t)) AS token, pg_temp.outcome(t)
                ('1:0/1 '), ('1:0/1x'), ('1:0/1/2'), ('1:0/1:0/1'),
                ('1:0/'), ('1:/1'), ('1:G/1'), ('1:123456789/0'),
                ('1:0/123456789'), ('4294967296:0/1'), ('99999999999:0/1'),
-               ('1:0x0/1')) AS v(t);
+               ('1:0x0/1'), ('00000001:0/3000148'), ('01:0/1')) AS v(t);
 SELECT pg_temp.outcome('2:0/1') AS not_in_history;
 SELECT pg_temp.outcome('1:0/1', -1);
 SELECT pg_temp.outcome('bad', -1) AS token_checked_first;
@@ -65,6 +94,9 @@ SELECT pg_temp.outcome('bad', -1) AS token_checked_first;
 -- The messages in full.
 SELECT rr_wait_for_token('0:0/1');
 SELECT rr_wait_for_token('1:0/1 ');
+SELECT rr_wait_for_token('01:0/1');
+-- an over-long token is echoed in part
+SELECT rr_wait_for_token(repeat('1:0/1', 1000));
 SELECT rr_wait_for_token('1:0/1', -1);
 
 -- Every rule of rr_wait_for_lsn: not inside a transaction that has its

@@ -129,8 +129,16 @@ commit_callback(XactEvent event, void *arg)
 		committing_with_report = committing_with_record &&
 			rr_report_commit_lsn && whereToSendOutput == DestRemote;
 
+		/*
+		 * A transaction still in parallel mode cannot set GUCs: it does not
+		 * report, rather than allocate stack entries after its commit
+		 * record (where an out-of-memory ERROR would be a PANIC).
+		 */
+		if (committing_with_report && IsInParallelMode())
+			committing_with_report = false;
+
 		/* push the GUC stack entries now, while failing is still safe */
-		if (committing_with_report && !IsInParallelMode())
+		if (committing_with_report)
 		{
 			set_display_setting(RR_COMMIT_LSN_PARAMETER,
 								rr_last_commit_lsn_setting, ERROR);
@@ -150,6 +158,15 @@ commit_callback(XactEvent event, void *arg)
 	last_commit_lsn = XactLastCommitEnd;
 	last_commit_tli = GetWALInsertionTimeLine();
 
+	/*
+	 * After the commit record nothing may raise an ERROR.  The stack entries
+	 * were pushed at PRE_COMMIT; what is left to allocate is the copy of
+	 * each new value (guc_strdup), and if that fails set_config_option()
+	 * reports it at WARNING (elevel below) and leaves the setting as it
+	 * was: that round trip then reports no new token (or only the LSN), the
+	 * client keeps its previous one, and rr_last_commit_lsn() and
+	 * rr_last_commit_token(), set above, are right all the same.
+	 */
 	if (committing_with_report)
 	{
 		committing_with_report = false;

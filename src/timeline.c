@@ -15,9 +15,13 @@
  *
  *	- the token's timeline is this server's current timeline, or an ancestor
  *	  that ended at or after the token's LSN: the write is part of this
- *	  server's history, and visible once replay reaches the LSN;
- *	- the token's timeline is an ancestor that ended before the token's LSN:
- *	  the write was lost in a failover and will never be here (RR001);
+ *	  server's history, and visible once replay reaches the LSN (on a
+ *	  primary, a token of its own timeline beyond the end of its WAL is not:
+ *	  RR001);
+ *	- the token's timeline ended before the token's LSN -- an ancestor, or
+ *	  on a replica its own timeline, ended by a newer timeline whose history
+ *	  file is in pg_wal (see NOTES): the write was lost in a failover and
+ *	  will never be here (RR001);
  *	- the token's timeline is not in the history at all: a timeline this
  *	  server has not reached yet, or a sibling branch it never will.  Nothing
  *	  here tells which, so a replica waits (false at the timeout), and a
@@ -34,9 +38,31 @@
  *	  wrote its own at promotion; a replica has the file of every timeline
  *	  it follows before it switches to it (the walreceiver fetches it from
  *	  the upstream, the startup process restores it from the archive and
- *	  keeps it in pg_wal), and the files never change once written.  So each
- *	  backend parses the history of the server's current timeline once, keeps
- *	  it in TopMemoryContext and parses again only when the timeline changes.
+ *	  keeps it in pg_wal), and the files never change once written.
+ *
+ *	  A replica judges by more than the history of the timeline it is on.
+ *	  When a replica that was not the furthest ahead is promoted, a replica
+ *	  that had already replayed past the switch point on the old timeline
+ *	  cannot follow ("forked off current database system timeline ... before
+ *	  current recovery point") and stays a hot standby on the old timeline,
+ *	  with WAL that no other server has; an archive-only standby that
+ *	  restored the old timeline's WAL past the switch point does the same.
+ *	  Its own timeline's history cannot tell that a token past the switch
+ *	  point was lost -- but the new timeline's history file is in its
+ *	  pg_wal all the same.  So a replica judges by the history of the newest
+ *	  timeline in pg_wal that descends from its own (what
+ *	  recovery_target_timeline = 'latest' would follow, chosen as core's
+ *	  findNewestTimeLine() and rescanLatestTimeLine() choose), and treats a
+ *	  token of a timeline after its own in that history as one it has not
+ *	  reached.  The same choice covers a replica whose own timeline's file
+ *	  is missing (restored on timeline 2 with recovery_target_timeline = 3,
+ *	  it restores only 3's history).  A primary judges by its own history
+ *	  and, for its own timeline, by the end of its WAL.
+ *
+ *	  Each backend parses the chosen history once, keeps it in
+ *	  TopMemoryContext and parses again only when the server's timeline
+ *	  changes or, on a replica, when the history file of the timeline after
+ *	  the newest one seen appears (one stat() per check).
  *	  Core's readTimeLineHistory() is not used: in a backend it would treat a
  *	  missing file as "no ancestors" (making every surviving token of an
  *	  older timeline look unknown) and raises FATAL on a malformed file; here
@@ -76,11 +102,13 @@
 #include "postgres.h"
 
 #include <ctype.h>
+#include <sys/stat.h>
 
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xlogrecovery.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "port/atomics.h"
 #include "storage/fd.h"
 #include "utils/builtins.h"
@@ -103,6 +131,7 @@ typedef struct RRTokenWait
 {
 	RRWaitSpec	spec;			/* spec.target may become RR_NEVER_REPLAYED */
 	RRToken		token;
+	const char *given;			/* the token as the caller wrote it */
 } RRTokenWait;
 
 /* One timeline of a history: it covers [begin, end); end Invalid = open. */
@@ -114,31 +143,54 @@ typedef struct RRTimeLine
 } RRTimeLine;
 
 /*
- * The history of timeline 'history_tli', oldest first, its last entry
- * history_tli itself; history_tli 0 while none has been read.
+ * The history tokens are judged against, chosen for the server timeline
+ * 'history_for' (0 while none has been chosen) in or out of recovery: the history of timeline
+ * history_tli, oldest first, its last entry history_tli itself.
+ * history_tli is history_for, or on a replica the newest timeline in
+ * pg_wal that descends from it (see NOTES); history[server_pos] is
+ * history_for's entry.  probed_tli is the newest timeline whose history
+ * file the last choice found in pg_wal (descendant or not): a replica
+ * chooses again only once the file of probed_tli + 1 appears.
  */
+static TimeLineID history_for = 0;
+static bool history_in_recovery = false;
 static TimeLineID history_tli = 0;
+static TimeLineID probed_tli = 0;
 static RRTimeLine *history = NULL;
 static int	history_len = 0;
+static int	server_pos = 0;
+
+/* Longest part of a malformed token echoed in the error message. */
+#define RR_TOKEN_ECHO_MAX	64
 
 /* Raise the 22P02 error of a malformed token ('zero': its timeline is 0). */
 static void
 bad_token(const char *str, bool zero)
 {
+	size_t		len = strlen(str);
+	const char *shown = str;
+
+	/* an over-long token is echoed only in part: it may be anything */
+	if (len > RR_TOKEN_ECHO_MAX)
+		shown = psprintf("%.*s...",
+						 pg_mbcliplen(str, len, RR_TOKEN_ECHO_MAX), str);
+
 	if (zero)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid causality token: \"%s\"", str),
+				 errmsg("invalid causality token: \"%s\"", shown),
 				 errdetail("Timeline IDs start at 1.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-			 errmsg("invalid causality token: \"%s\"", str),
-			 errdetail("A causality token is a timeline ID from 1 to 4294967295, a colon and an LSN, as in \"1:0/3000148\".")));
+			 errmsg("invalid causality token: \"%s\"", shown),
+			 errdetail("A causality token is a timeline ID from 1 to 4294967295 in decimal without leading zeros, a colon and an LSN, as in \"1:0/3000148\".")));
 }
 
 /*
- * Parse "TLI:LSN": a decimal timeline ID from 1 to 4294967295, a colon and
- * an LSN as pg_lsn reads it (hex/hex, at most 8 digits each), nothing else.
+ * Parse "TLI:LSN": a decimal timeline ID from 1 to 4294967295 without
+ * leading zeros (as rr_last_commit_token() writes it), a colon and an LSN
+ * as pg_lsn reads it (hex/hex, at most 8 digits each, leading zeros
+ * allowed as pg_lsn allows them), nothing else.
  */
 void
 rr_parse_token(const char *str, RRToken *token)
@@ -153,10 +205,14 @@ rr_parse_token(const char *str, RRToken *token)
 	ndigits = strspn(p, "0123456789");
 	if (ndigits < 1 || ndigits > 10 || p[ndigits] != ':')
 		bad_token(str, false);
+	if (ndigits == 1 && p[0] == '0')
+		bad_token(str, true);
+	if (p[0] == '0')
+		bad_token(str, false);	/* a leading zero */
 	for (size_t i = 0; i < ndigits; i++)
 		tli = tli * 10 + (p[i] - '0');
-	if (tli == 0 || tli > PG_UINT32_MAX)
-		bad_token(str, tli == 0);
+	if (tli > PG_UINT32_MAX)
+		bad_token(str, false);
 
 	p += ndigits + 1;
 	len1 = strspn(p, hex);
@@ -197,13 +253,38 @@ bad_history(const char *path, char *line)
 }
 
 /*
- * Read the history of timeline 'tli' into the backend's cache, replacing
- * what was there.  The file format is core's (see readTimeLineHistory()):
- * one "parentTLI <tab> switchpoint <tab> reason" line per ancestor, oldest
- * first, blank lines and # comments allowed.
+ * Is the history file of timeline 'tli' in pg_wal?  One stat(); core's
+ * existsTimeLineHistory() opens the file and raises FATAL on errors other
+ * than a missing file, which here are an ERROR of the call.
  */
-static void
-load_history(TimeLineID tli)
+static bool
+history_file_exists(TimeLineID tli)
+{
+	char		path[MAXPGPATH];
+	struct stat st;
+
+	if (tli == 1)
+		return false;			/* timeline 1 has no history file */
+	TLHistoryFilePath(path, tli);
+	if (stat(path, &st) == 0)
+		return true;
+	if (errno != ENOENT)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat file \"%s\": %m", path)));
+	return false;
+}
+
+/*
+ * Read the history of timeline 'tli' into a palloc'd array in the current
+ * memory context, oldest first, tli itself last and open-ended; sets *len.
+ * The file format is core's (see readTimeLineHistory()): one
+ * "parentTLI <tab> switchpoint <tab> reason" line per ancestor, oldest
+ * first, blank lines and # comments allowed.  'server_tli' is only for the
+ * detail of the error raised when the file is missing.
+ */
+static RRTimeLine *
+read_history(TimeLineID tli, TimeLineID server_tli, int *len)
 {
 	char		path[MAXPGPATH];
 	FILE	   *fd;
@@ -212,14 +293,6 @@ load_history(TimeLineID tli)
 	int			allocated = 8;
 	XLogRecPtr	prevend = InvalidXLogRecPtr;
 
-	/* an error below leaves no cache rather than a half-read one */
-	history_tli = 0;
-	if (history)
-		pfree(history);
-	history = NULL;
-	history_len = 0;
-
-	/* parsed in the caller's context, kept only once complete */
 	entries = palloc(allocated * sizeof(RRTimeLine));
 	if (tli != 1)
 	{
@@ -231,7 +304,8 @@ load_history(TimeLineID tli)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not open timeline history file \"%s\": %m", path),
-					 errdetail("Causality tokens are judged against the history of this server's timeline %u.", tli)));
+					 errdetail("Causality tokens are judged against the history of this server's timeline %u, read from its own history file or from that of a timeline that descends from it.",
+							   server_tli)));
 		for (;;)
 		{
 			char		line[MAXPGPATH];
@@ -282,60 +356,181 @@ load_history(TimeLineID tli)
 	entries[n].tli = tli;
 	entries[n].begin = prevend;
 	entries[n].end = InvalidXLogRecPtr;
-	n++;
+	*len = n + 1;
+	return entries;
+}
+
+/*
+ * Choose the history to judge tokens against on a server whose data
+ * follows timeline 'server_tli', and cache it in TopMemoryContext.
+ *
+ * A primary's is the history of its own timeline.  A replica's is the
+ * history of the newest timeline in pg_wal -- probing server_tli + 1,
+ * + 2, ... as core's findNewestTimeLine() does -- if that timeline
+ * descends from server_tli: what recovery_target_timeline = 'latest'
+ * follows (rescanLatestTimeLine() ignores a newest timeline that does not
+ * descend from the current one, and so does this).  Otherwise, or when
+ * there is no newer timeline, it is the history of server_tli itself.
+ */
+static void
+choose_history(TimeLineID server_tli, bool in_recovery)
+{
+	TimeLineID	newest = server_tli;
+	TimeLineID	chosen = server_tli;
+	RRTimeLine *entries = NULL;
+	int			n = 0;
+	int			pos = -1;
+
+	/* an error below leaves no cache rather than a half-chosen one */
+	history_for = 0;
+	if (history)
+		pfree(history);
+	history = NULL;
+	history_len = 0;
+
+	if (in_recovery)
+		while (newest < PG_UINT32_MAX && history_file_exists(newest + 1))
+			newest++;
+
+	if (newest != server_tli)
+	{
+		entries = read_history(newest, server_tli, &n);
+		for (int i = 0; i < n - 1; i++)
+		{
+			if (entries[i].tli == server_tli)
+				pos = i;
+		}
+		if (pos >= 0)
+			chosen = newest;
+		else
+		{
+			pfree(entries);		/* not a descendant: ignored */
+			entries = NULL;
+		}
+	}
+	if (entries == NULL)
+	{
+		entries = read_history(server_tli, server_tli, &n);
+		pos = n - 1;
+	}
 
 	history = MemoryContextAlloc(TopMemoryContext, n * sizeof(RRTimeLine));
 	memcpy(history, entries, n * sizeof(RRTimeLine));
 	pfree(entries);
 	history_len = n;
-	history_tli = tli;
+	history_tli = chosen;
+	server_pos = pos;
+	probed_tli = newest;
+	history_in_recovery = in_recovery;
+	history_for = server_tli;
 }
 
-/* Judge a token against the history of 'server_tli'; see timeline.h. */
+/* Judge a token against this server's history; see timeline.h. */
 RRTokenVerdict
 rr_token_verdict(const RRToken *token, TimeLineID server_tli,
-				 XLogRecPtr *switchpoint)
+				 bool in_recovery, RRTokenLoss *loss)
 {
-	if (server_tli != history_tli)
-		load_history(server_tli);
+	/*
+	 * A replica re-checks for a newer timeline's history file each time:
+	 * the walreceiver fetches one from the upstream, the startup process
+	 * restores one from the archive, at any moment.  One stat().
+	 */
+	if (server_tli != history_for || in_recovery != history_in_recovery ||
+		(in_recovery && probed_tli < PG_UINT32_MAX &&
+		 history_file_exists(probed_tli + 1)))
+		choose_history(server_tli, in_recovery);
+
+	loss->server_tli = server_tli;
+	loss->history_tli = history_tli;
+	loss->switchpoint = InvalidXLogRecPtr;
+	loss->wal_end = InvalidXLogRecPtr;
 
 	for (int i = 0; i < history_len; i++)
 	{
 		if (history[i].tli != token->tli)
 			continue;
-		if (XLogRecPtrIsInvalid(history[i].end) || token->lsn <= history[i].end)
-			return RR_TOKEN_IN_HISTORY;
-		*switchpoint = history[i].end;
-		return RR_TOKEN_LOST;
+		if (!XLogRecPtrIsInvalid(history[i].end) && token->lsn > history[i].end)
+		{
+			loss->switchpoint = history[i].end;
+			return RR_TOKEN_LOST;
+		}
+		/* a descendant this server has not switched to yet is unknown */
+		if (i > server_pos)
+			return RR_TOKEN_UNKNOWN;
+
+		/*
+		 * A primary's own timeline goes only as far as its WAL: a token
+		 * beyond that (a tail lost in a crash with synchronous_commit off,
+		 * the server restarted on the same timeline; or a made-up token)
+		 * is not in its history.
+		 */
+		if (!in_recovery && i == server_pos)
+		{
+			XLogRecPtr	insert = GetXLogInsertRecPtr();
+
+			if (token->lsn > insert)
+			{
+				loss->wal_end = insert;
+				return RR_TOKEN_LOST;
+			}
+		}
+		return RR_TOKEN_IN_HISTORY;
 	}
 	return RR_TOKEN_UNKNOWN;
 }
 
+/*
+ * The hint of RR001, inside its ereport(): a primary has nowhere better to
+ * send the reader.
+ */
+static int
+lost_token_hint(bool in_recovery)
+{
+	if (in_recovery)
+		return errhint("Read from the primary, and tell the user that the write may have been lost.");
+	return errhint("Tell the user that the write may have been lost: the primary's history does not contain it.");
+}
+
 /* Raise RR001 for a token this server's history has lost; see timeline.h. */
 void
-rr_report_lost_token(const RRToken *token, TimeLineID server_tli,
-					 XLogRecPtr switchpoint)
+rr_report_lost_token(const char *given, const RRToken *token,
+					 const RRTokenLoss *loss, bool in_recovery)
 {
-	char		ended[RR_LSN_BUFSIZE];
-	char		lsn[RR_LSN_BUFSIZE];
+	char		at[RR_LSN_BUFSIZE];
 
-	if (!XLogRecPtrIsInvalid(switchpoint))
+	if (!XLogRecPtrIsInvalid(loss->wal_end))
 	{
-		snprintf(ended, sizeof(ended), RR_LSN_FORMAT, LSN_FORMAT_ARGS(switchpoint));
-		snprintf(lsn, sizeof(lsn), RR_LSN_FORMAT, LSN_FORMAT_ARGS(token->lsn));
+		snprintf(at, sizeof(at), RR_LSN_FORMAT, LSN_FORMAT_ARGS(loss->wal_end));
 		ereport(ERROR,
 				(errcode(ERRCODE_RR_TOKEN_LOST),
 				 errmsg("causality token refers to WAL lost in a failover"),
-				 errdetail("In the history of this server's timeline %u, timeline %u ended at %s, before the token's LSN %s.",
-						   server_tli, token->tli, ended, lsn),
-				 errhint("Read from the primary, and tell the user that the write may have been lost.")));
+				 errdetail("This server's WAL on its timeline %u ends at %s, before the LSN of the token \"%s\".",
+						   loss->server_tli, at, given),
+				 lost_token_hint(in_recovery)));
+	}
+	if (!XLogRecPtrIsInvalid(loss->switchpoint))
+	{
+		snprintf(at, sizeof(at), RR_LSN_FORMAT, LSN_FORMAT_ARGS(loss->switchpoint));
+		if (loss->history_tli == loss->server_tli)
+			ereport(ERROR,
+					(errcode(ERRCODE_RR_TOKEN_LOST),
+					 errmsg("causality token refers to WAL lost in a failover"),
+					 errdetail("In the history of this server's timeline %u, timeline %u ended at %s, before the LSN of the token \"%s\".",
+							   loss->server_tli, token->tli, at, given),
+					 lost_token_hint(in_recovery)));
+		ereport(ERROR,
+				(errcode(ERRCODE_RR_TOKEN_LOST),
+				 errmsg("causality token refers to WAL lost in a failover"),
+				 errdetail("In the history of timeline %u, the newest that descends from this server's timeline %u, timeline %u ended at %s, before the LSN of the token \"%s\".",
+						   loss->history_tli, loss->server_tli, token->tli, at, given),
+				 lost_token_hint(in_recovery)));
 	}
 	ereport(ERROR,
 			(errcode(ERRCODE_RR_TOKEN_LOST),
 			 errmsg("causality token refers to WAL lost in a failover"),
-			 errdetail("Timeline %u is not in the history of this server's timeline %u.",
-					   token->tli, server_tli),
-			 errhint("Read from the primary, and tell the user that the write may have been lost.")));
+			 errdetail("Timeline %u of the token \"%s\" is not in the history of this server's timeline %u.",
+					   token->tli, given, loss->server_tli),
+			 lost_token_hint(in_recovery)));
 }
 
 /*
@@ -349,7 +544,7 @@ token_reachable(void *arg)
 {
 	RRTokenWait *tw = (RRTokenWait *) arg;
 	XLogRecPtr	replayed = rr_replayed_upto();
-	XLogRecPtr	switchpoint = InvalidXLogRecPtr;
+	RRTokenLoss loss;
 	TimeLineID	tli;
 	bool		in_recovery;
 
@@ -357,17 +552,17 @@ token_reachable(void *arg)
 	pg_read_barrier();
 	tli = rr_server_timeline(&in_recovery);
 
-	switch (rr_token_verdict(&tw->token, tli, &switchpoint))
+	switch (rr_token_verdict(&tw->token, tli, in_recovery, &loss))
 	{
 		case RR_TOKEN_IN_HISTORY:
 			tw->spec.target = tw->token.lsn;	/* in case it was moved */
 			return !in_recovery || replayed >= tw->token.lsn;
 		case RR_TOKEN_LOST:
-			rr_report_lost_token(&tw->token, tli, switchpoint);
+			rr_report_lost_token(tw->given, &tw->token, &loss, in_recovery);
 			break;
 		case RR_TOKEN_UNKNOWN:
 			if (!in_recovery)
-				rr_report_lost_token(&tw->token, tli, InvalidXLogRecPtr);
+				rr_report_lost_token(tw->given, &tw->token, &loss, false);
 			if (tw->token.tli < tli || replayed >= tw->token.lsn)
 				tw->spec.target = RR_NEVER_REPLAYED;
 			break;
@@ -392,7 +587,8 @@ rr_wait_for_token(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
-	rr_parse_token(text_to_cstring(PG_GETARG_TEXT_PP(0)), &tw.token);
+	tw.given = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	rr_parse_token(tw.given, &tw.token);
 	tw.token.lsn = rr_normalize_target(tw.token.lsn);
 
 	tw.spec.target = tw.token.lsn;

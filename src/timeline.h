@@ -31,13 +31,28 @@ typedef enum RRTokenVerdict
 {
 	RR_TOKEN_IN_HISTORY,		/* its WAL is part of this server's history:
 								 * visible once replay reaches its LSN */
-	RR_TOKEN_LOST,				/* its timeline ended here before its LSN:
-								 * the write will never be here */
-	RR_TOKEN_UNKNOWN			/* its timeline is not in this server's
-								 * history: a later or a sibling timeline */
+	RR_TOKEN_LOST,				/* its timeline ended before its LSN (or, on
+								 * a primary, its WAL ends before it): the
+								 * write will never be here */
+	RR_TOKEN_UNKNOWN			/* its timeline is not one this server has
+								 * reached: a later or a sibling timeline */
 } RRTokenVerdict;
 
-/* Parse "TLI:LSN"; ERROR 22P02 for anything else, or timeline 0. */
+/* Why a token was judged lost, for the message. */
+typedef struct RRTokenLoss
+{
+	TimeLineID	server_tli;		/* the timeline this server's data follows */
+	TimeLineID	history_tli;	/* whose history judged the token */
+	XLogRecPtr	switchpoint;	/* where the token's timeline ended, or
+								 * Invalid */
+	XLogRecPtr	wal_end;		/* a primary's WAL end before the token, or
+								 * Invalid */
+} RRTokenLoss;
+
+/*
+ * Parse "TLI:LSN"; ERROR 22P02 for anything else, for timeline 0 or a
+ * timeline with leading zeros.
+ */
 extern void rr_parse_token(const char *str, RRToken *token);
 
 /*
@@ -49,20 +64,25 @@ extern void rr_parse_token(const char *str, RRToken *token);
 extern TimeLineID rr_server_timeline(bool *in_recovery);
 
 /*
- * Judge 'token' against the history of timeline 'server_tli' (read from
- * pg_wal once per backend and timeline).  For RR_TOKEN_LOST, *switchpoint
- * is where the token's timeline ended in that history.
+ * Judge 'token' on a server whose data follows timeline 'server_tli'.  A
+ * primary judges by its own timeline's history and the end of its WAL; a
+ * replica by the history of the newest timeline in pg_wal that descends
+ * from server_tli (server_tli's own when there is none), and counts a
+ * token of a timeline after server_tli as unknown until it gets there.
+ * Histories are read from pg_wal once per backend and choice; a replica
+ * looks for a newer one with one stat() per call.  Fills *loss for
+ * rr_report_lost_token().
  */
 extern RRTokenVerdict rr_token_verdict(const RRToken *token,
 									   TimeLineID server_tli,
-									   XLogRecPtr *switchpoint);
+									   bool in_recovery,
+									   RRTokenLoss *loss);
 
 /*
- * Raise ERROR RR001 for 'token', lost in this server's history of
- * 'server_tli' at 'switchpoint' (InvalidXLogRecPtr: the token's timeline is
- * not in that history at all).
+ * Raise ERROR RR001 for 'token' ('given': as the caller wrote it), lost or
+ * (on a primary) not in the history, as *loss tells.
  */
-extern void rr_report_lost_token(const RRToken *token, TimeLineID server_tli,
-								 XLogRecPtr switchpoint);
+extern void rr_report_lost_token(const char *given, const RRToken *token,
+								 const RRTokenLoss *loss, bool in_recovery);
 
 #endif							/* RR_TIMELINE_H */

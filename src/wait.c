@@ -509,7 +509,7 @@ release_snapshot_xmin(void)
  * position (see RRWaitCheck).
  */
 static RRWaitState
-wait_state(const RRWaitSpec *spec, instr_time started, bool began_in_recovery)
+wait_state(RRWaitSpec *spec, instr_time started, bool began_in_recovery)
 {
 	bool		reachable = spec->check == NULL || spec->check(spec->check_arg);
 
@@ -564,7 +564,7 @@ rr_wait_timeout_arg(FunctionCallInfo fcinfo, int argno)
  */
 bool
 rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
-				   const RRWaitSpec *spec)
+				   RRWaitSpec *spec)
 {
 	instr_time	started;
 	TimestampTz started_at;

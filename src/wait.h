@@ -23,8 +23,9 @@
  * An extra condition on a wait target, checked every time the waiter looks
  * at the world: returns false to keep waiting even if replay has passed the
  * target, and may raise an error to end the wait.  Through its own pointer
- * to the spec it may move spec->target; the waiter queues for the new
- * target the next time it enters the queue.
+ * to the spec it may move spec->target (which is why rr_wait_for_target()
+ * takes the spec as non-const); the waiter queues for the new target the
+ * next time it enters the queue.
  */
 typedef bool (*RRWaitCheck) (void *arg);
 
@@ -40,10 +41,11 @@ typedef struct RRWaitSpec
 /*
  * The body of every wait function: true once the target is replayed, false
  * on timeout or with the kill switch off; 'funcname' names the SQL function
- * in messages, e.g. "rr_wait_for_lsn".
+ * in messages, e.g. "rr_wait_for_lsn".  spec->check may move spec->target
+ * during the wait.
  */
 extern bool rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
-							   const RRWaitSpec *spec);
+							   RRWaitSpec *spec);
 
 /* The timeout argument at 'argno': NULL means rr_router.wait_timeout. */
 extern int	rr_wait_timeout_arg(FunctionCallInfo fcinfo, int argno);

@@ -221,6 +221,21 @@ $lsn = check_round_trip('PREPARE TRANSACTION',
 	$lsn, 0);
 $lsn = check_round_trip('COMMIT PREPARED',
 	query($c, "COMMIT PREPARED 'p1'"), $lsn, 1);
+# ROLLBACK PREPARED writes an abort record: nothing to report.
+$lsn = check_round_trip('PREPARE TRANSACTION again',
+	query($c, "BEGIN; INSERT INTO t(v) VALUES ('2pc no'); PREPARE TRANSACTION 'p2';"),
+	$lsn, 0);
+$lsn = check_round_trip('ROLLBACK PREPARED',
+	query($c, "ROLLBACK PREPARED 'p2'"), $lsn, 0);
+
+# A commit that fails at COMMIT itself (a deferred constraint checked
+# there) wrote no commit record: nothing to report.
+$node->safe_psql('postgres',
+	'CREATE TABLE deferred(i int UNIQUE DEFERRABLE INITIALLY DEFERRED)');
+$msgs = query($c, 'BEGIN; INSERT INTO deferred VALUES (1), (1); COMMIT;');
+is_deeply([ map { substr($_, 0, 5) } errors($msgs) ], ['23505'],
+	'a COMMIT that fails on a deferred unique constraint ...');
+$lsn = check_round_trip('... reports nothing', $msgs, $lsn, 0);
 
 # A pooler replays reported parameters with SET: it must work, and it
 # changes what is shown and reported, not the session's token.
@@ -248,6 +263,12 @@ $lsn = check_round_trip('SET LOCAL, then a commit',
 	$lsn, 1);
 
 # RESET ALL / DISCARD ALL return the display to its default.
+$msgs = query($c, 'RESET ALL');
+is_deeply([ reports($msgs, $LSN), reports($msgs, $TOKEN) ],
+	[ '', '' ], 'RESET ALL reports both settings empty again');
+is(current_token($c), $lsn, '... without forgetting the token');
+$lsn = check_round_trip('a commit after RESET ALL',
+	query($c, "INSERT INTO t(v) VALUES ('after reset all')"), $lsn, 1);
 $msgs = query($c, 'DISCARD ALL');
 is_deeply([ reports($msgs, $LSN), reports($msgs, $TOKEN) ],
 	[ '', '' ], 'DISCARD ALL reports both settings empty again');

@@ -253,7 +253,8 @@ class Router:
         # it last: only a value that changed during our work is ours.  (A
         # transaction that wrote nothing has no commit record, no new token.)
         after = conn.info.parameter_status(TOKEN_PARAMETER)
-        if after is not None and after != before:
+        # '' is no token: RESET or DISCARD ALL (a pooler's) empties it.
+        if after and after != before:
             session.observe(after)
 
     # -- reads ---------------------------------------------------------------

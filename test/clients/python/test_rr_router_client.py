@@ -456,6 +456,30 @@ class RouterTest(unittest.TestCase):
             r = router.read_your_writes(lost, "SELECT 1")   # no token: a bounded read
             self.assertEqual(r.rows, [(1,)])
 
+            # The primary confirms a token of its own timeline beyond the end
+            # of its WAL (a tail lost in a crash, or a made-up token) too.
+            beyond = Session(token="%d:FFFFFFFF/0" % tli)
+            with self.assertRaises(WriteLostError) as cm:
+                router.read_your_writes(beyond, "SELECT 1")
+            say("beyond the primary's WAL: %s" % cm.exception)
+            self.assertIn("ends at", cm.exception.detail)
+            self.assertIsNone(beyond.token)
+
+        # RESET or DISCARD ALL (a pooler's) empties the reported token on a
+        # connection: that is no token, not an error.
+        with Router(PRIMARY, [PAUSABLE], pool_size=1,
+                    connect_timeout=CONNECT_S) as router:
+            user = Session()
+            router.write(user, "UPDATE users SET email = email WHERE id = %s", (next(ids),))
+            token = user.token
+            self.assertIsNotNone(token)
+            router.write(user, 'RESET "rr_router.last_commit_token"')
+            self.assertEqual(user.token, token)
+            router.write(user, "UPDATE users SET email = email WHERE id = %s", (next(ids),))
+            token = user.token
+            router.write(user, "DISCARD ALL")
+            self.assertEqual(user.token, token)
+
     def test_08_share_vs_sticky(self):
         """The same web-like workload through the router, a 2-second sticky
         primary and naive replica routing: the router serves most reads from
