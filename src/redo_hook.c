@@ -46,6 +46,76 @@
 #include "staleness.h"
 #include "wait.h"
 
+#ifdef RR_MEASURE_REDO
+/*
+ * "make RR_MEASURE_REDO=1" (for test/bench/replay.py, never a normal
+ * build): count the records and the clock ticks spent in our part of
+ * rr_redo() and in the original routines, and log both when the startup
+ * process exits.  The ticks are the TSC on x86, else nanoseconds.
+ */
+#include <time.h>
+#include "storage/ipc.h"
+
+static uint64 m_records,
+			m_noted,
+			m_ours,
+			m_orig,
+			m_t;
+
+static inline uint64
+m_now(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __builtin_ia32_rdtsc();
+#else
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64) ts.tv_sec * 1000000000 + ts.tv_nsec;
+#endif
+}
+
+/* Log the counts, with the cost of one clock read and the tick rate. */
+static void
+m_report(int code, Datum arg)
+{
+	uint64		pair = 0,
+				t0,
+				t1;
+	struct timespec a,
+				b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	t0 = m_now();
+	for (int i = 0; i < 1000000; i++)
+	{
+		t1 = m_now();
+		pair += m_now() - t1;
+	}
+	do
+		clock_gettime(CLOCK_MONOTONIC, &b);
+	while ((b.tv_sec - a.tv_sec) * 1000000000L + b.tv_nsec - a.tv_nsec < 50000000L);
+	t1 = m_now();
+	elog(LOG, "rr_router redo measure: records=" UINT64_FORMAT " noted=" UINT64_FORMAT
+		 " hook_ticks=" UINT64_FORMAT " orig_ticks=" UINT64_FORMAT
+		 " read_pair_ticks=%.2f ticks_per_ns=%.4f",
+		 m_records, m_noted, m_ours, m_orig, pair / 1e6,
+		 (double) (t1 - t0) / ((b.tv_sec - a.tv_sec) * 1e9 + b.tv_nsec - a.tv_nsec));
+}
+
+#define MEASURE_START() \
+	do { if (unlikely(m_records++ == 0)) on_proc_exit(m_report, 0); m_t = m_now(); } while (0)
+#define MEASURE_SWITCH(acc) \
+	do { uint64 n_ = m_now(); acc += n_ - m_t; m_t = n_; } while (0)
+#define MEASURE_STOP()	(m_ours += m_now() - m_t)
+#define MEASURE_NOTED()	(m_noted++)
+#else
+#define MEASURE_START()			((void) 0)
+#define MEASURE_SWITCH(acc)		((void) 0)
+#define MEASURE_STOP()			((void) 0)
+#define MEASURE_NOTED()			((void) 0)
+#endif
+
 /* Has this (startup) process told shared memory who it is? */
 static bool announced = false;
 
@@ -61,20 +131,26 @@ static void (*original_redo[RM_MAX_BUILTIN_ID + 1]) (XLogReaderState *record);
 static void
 rr_redo(XLogReaderState *record)
 {
-	RmgrId		rmid = XLogRecGetRmid(record);
+	RmgrId		rmid;
 
+	MEASURE_START();
+	rmid = XLogRecGetRmid(record);
 	if (unlikely(!announced))
 	{
 		rr_announce_startup_process();
 		announced = true;
 	}
+	MEASURE_SWITCH(m_ours);
 	original_redo[rmid] (record);
+	MEASURE_SWITCH(m_orig);
 	if (rmid == RM_XACT_ID || rmid == RM_LOGICALMSG_ID)
 	{
+		MEASURE_NOTED();
 		rr_note_primary_time(rr_record_primary_time(record));
 		pg_write_barrier();		/* a woken waiter sees the new bound */
 	}
 	rr_note_replayed(record->EndRecPtr);
+	MEASURE_STOP();
 }
 
 /* Wrap every built-in redo routine; called once, from _PG_init. */
