@@ -10,7 +10,10 @@ test/bench/replay.py
 
 Setup (once): a primary (rr_router preloaded, archive_mode on) is
 initialised with pgbench -i; a base backup is taken; pgbench -N then writes
-BENCH_REPLAY_WAL_MB of WAL, which is archived.  Every replay starts from a
+BENCH_REPLAY_WAL_MB of WAL, which is archived (full_page_writes off while it
+does: all small records, the worst case for a cost per record;
+vacuum_defer_cleanup_age 50000 stands in for hot_standby_feedback, so that
+no cleanup record conflicts with the sessions' brief snapshots).  Every replay starts from a
 fresh copy of that base backup, so both variants replay byte-identical WAL
 from an identical starting state.
 
@@ -20,11 +23,12 @@ plain = nothing preloaded):
   none     nobody waiting.  Archive recovery of the copy with all the WAL in
            pg_wal: CPU (user + system) and elapsed from the server's own
            "redo done ... system usage" line.
-  idle     nobody waiting, measured like parked and woken below (gated hot
-           standby, /proc), so that the three states share one method.
+  idle     (optional) nobody waiting, measured like parked and woken below
+           (gated hot standby, /proc).
   parked   100 sessions parked in rr_wait_for_lsn() on a target replay never
-           reaches (plain: the same sessions in pg_sleep()).
-  woken    16 sessions loop "target = replay position + 64 kB; wait for it"
+           reaches (plain: the same sessions connected and idle; a session
+           sleeping in a statement would hold a snapshot).
+  woken    16 sessions loop "target = replay position + 32 kB; wait for it"
            in one message each (plain: the same messages with a 0.3 ms
            pg_sleep in place of the wait), and a sampler session traces
            pg_last_wal_replay_lsn() every 20 us on the server's clock.  The
@@ -48,15 +52,19 @@ directory, --measure-bindir) logs the clock ticks spent in the hook per
 record: BENCH_REPLAY_MEASURE_ROUNDS replays of each state with it.
 
 Knobs (environment; QUICK=1 gives the second value):
-  BENCH_REPLAY_WAL_MB        300 / 120   WAL written by pgbench -N
-  BENCH_REPLAY_ROUNDS        15 / 3      interleaved rounds
-  BENCH_REPLAY_STATES        none idle parked woken
+  BENCH_REPLAY_WAL_MB        200 / 80    WAL written by pgbench -N
+  BENCH_REPLAY_ROUNDS        16 / 3      interleaved rounds
+  BENCH_REPLAY_STATES        none parked woken (idle: optional)
+  BENCH_REPLAY_STRESS_REPLAYS 4 / 1      extra rr replays in the woken state,
+                                         for the stress test's count only
   BENCH_REPLAY_PARKED        100         sessions parked
   BENCH_REPLAY_WOKEN         16          sessions looping in the woken state
-  BENCH_REPLAY_DELTA         65536       their target: replay position + this
+  BENCH_REPLAY_DELTA         32768       their target: replay position + this
   BENCH_REPLAY_MEASURE_ROUNDS 2 / 1      replays per state with the measuring build
   BENCH_REPLAY_SCALE         1           pgbench scale (small: few full-page
                                          images, so many small records per MB)
+  BENCH_REPLAY_CALLGRIND_MB  40 / 20     WAL replayed under valgrind's callgrind,
+                                         once per variant (0: skip; needs valgrind)
   BENCH_REPLAY_EXTRA         ryw,herd    bench.py sections run on a streaming
                                          pair afterwards (empty: none)
 """
@@ -81,15 +89,17 @@ import bench  # noqa: E402  the shared helpers: statistics, /proc, tables, secti
 from bench import QUICK, env_int, env_list, fmt, log, lsn_int, lsn_str, md_table, pct, proc_cpu  # noqa: E402
 
 CFG = {
-    "wal_mb": env_int("BENCH_REPLAY_WAL_MB", 300, 120),
-    "rounds": env_int("BENCH_REPLAY_ROUNDS", 15, 3),
-    "states": env_list("BENCH_REPLAY_STATES", "none idle parked woken", "none idle parked woken", str),
+    "wal_mb": env_int("BENCH_REPLAY_WAL_MB", 200, 80),
+    "rounds": env_int("BENCH_REPLAY_ROUNDS", 16, 3),
+    "states": env_list("BENCH_REPLAY_STATES", "none parked woken", "none parked woken", str),
+    "stress_replays": env_int("BENCH_REPLAY_STRESS_REPLAYS", 4, 1),
     "parked": env_int("BENCH_REPLAY_PARKED", 100, 100),
     "woken": env_int("BENCH_REPLAY_WOKEN", 16, 16),
-    "delta": env_int("BENCH_REPLAY_DELTA", 65536, 65536),
+    "delta": env_int("BENCH_REPLAY_DELTA", 32768, 32768),
     "plain_sleep_s": float(os.environ.get("BENCH_REPLAY_PLAIN_SLEEP_S", "0.0003")),
     "measure_rounds": env_int("BENCH_REPLAY_MEASURE_ROUNDS", 2, 1),
     "scale": env_int("BENCH_REPLAY_SCALE", 1, 1),
+    "callgrind_mb": env_int("BENCH_REPLAY_CALLGRIND_MB", 40, 20),
     "extra": [s for s in os.environ.get("BENCH_REPLAY_EXTRA", "ryw,herd").replace(" ", ",").split(",") if s],
     "seed": env_int("BENCH_SEED", 42, 42),
 }
@@ -105,7 +115,8 @@ WAL_SEG = 16 * 1024 * 1024
 REDO_DONE_RE = re.compile(r"redo done at \S+ system usage: CPU: user: ([0-9.]+) s, "
                           r"system: ([0-9.]+) s, elapsed: ([0-9.]+) s")
 MEASURE_RE = re.compile(r"rr_router redo measure: records=(\d+) noted=(\d+) hook_ticks=(\d+) "
-                        r"orig_ticks=(\d+) read_pair_ticks=([0-9.]+) ticks_per_ns=([0-9.]+)")
+                        r"orig_ticks=(\d+) empty_ticks=(\d+) read_pair_ticks=([0-9.]+) "
+                        r"ticks_per_ns=([0-9.]+)")
 
 # Samples pg_last_wal_replay_lsn() on the server's clock every ~20 us (a
 # spin on clock_timestamp() in between, so that the info_lck of the startup
@@ -242,6 +253,12 @@ cluster_name = 'replay_primary'
     p.execute("CHECKPOINT")
     cl.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(args.port), "-U", "postgres", "-D", base,
            "-X", "stream", "-c", "fast")
+    # No full-page images in the generated WAL: all small records, the
+    # worst case for a cost per record (and no burst of images after the
+    # backup's checkpoint to dominate the start of the WAL).
+    p.execute("ALTER SYSTEM SET full_page_writes = off")
+    p.execute("SELECT pg_reload_conf()")
+    time.sleep(0.5)
     # The generated WAL starts in a segment of its own: the gate moves
     # whole segments.
     p.execute("SELECT pg_switch_wal()")
@@ -352,10 +369,73 @@ def replay_archive(cl, info, args, variant, bindir=None):
     return out
 
 
+def callgrind_replay(cl, info, args, variant):
+    """Archive recovery of the first BENCH_REPLAY_CALLGRIND_MB of the WAL
+    under callgrind: instructions executed by the startup process, in the
+    redo loop (PerformWalRecovery, inclusive) and in rr_router's functions."""
+    d = f"{args.workdir}/copy_{variant}"
+    make_copy(info, d, variant, args.port + 1, "archive", args.workdir)
+    stop_at = lsn_int(info["start_lsn"]) + CFG["callgrind_mb"] * 2**20
+    with open(f"{d}/postgresql.auto.conf", "a") as f:
+        f.write(f"recovery_target_lsn = '{lsn_str(stop_at)}'\nrecovery_target_action = 'promote'\n")
+    cgdir = f"{args.workdir}/cg_{variant}"
+    shutil.rmtree(cgdir, ignore_errors=True)
+    os.mkdir(cgdir)
+    logf = d + ".log"
+    with open(logf, "w") as lf:
+        proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={cgdir}/cg.%p",
+                                 os.path.join(args.bindir, "postgres"), "-D", d],
+                                stdout=lf, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(60000):
+            text = open(logf).read()
+            if "database system is ready to accept connections" in text:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"postgres under valgrind exited; see {logf}")
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("recovery under callgrind did not finish")
+    finally:
+        cl.stop(d, "fast")
+        proc.wait()
+    m = re.search(r"\[(\d+)\] LOG:  redo done at", open(logf).read())
+    out = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100",
+                          f"{cgdir}/cg.{m.group(1)}"], capture_output=True, text=True).stdout
+    res = {"total": None, "redo_loop": None, "funcs": {}}
+    for line in out.splitlines():
+        mm = re.match(r"\s*([0-9,]+) \(\s*[0-9.]+%\)\s+(.*)$", line) or \
+            re.match(r"\s*([0-9,]+)\s+(.*)$", line)
+        if not mm:
+            continue
+        n = int(mm.group(1).replace(",", ""))
+        what = mm.group(2)
+        if "PROGRAM TOTALS" in what:
+            res["total"] = n
+        elif what.endswith(":PerformWalRecovery [/usr/lib/postgresql/15/bin/postgres]") or \
+                "PerformWalRecovery" in what and res["redo_loop"] is None:
+            res["redo_loop"] = n
+        elif "rr_router.so" in what:
+            res["funcs"][what.split(":")[-1].split(" ")[0]] = n
+    self_out = subprocess.run(["callgrind_annotate", "--threshold=100", f"{cgdir}/cg.{m.group(1)}"],
+                              capture_output=True, text=True).stdout
+    res["self"] = {}
+    for line in self_out.splitlines():
+        mm = re.match(r"\s*([0-9,]+) \(\s*[0-9.]+%\)\s+(.*)$", line)
+        if mm and "rr_router.so" in mm.group(2):
+            res["self"][mm.group(2).split(":")[-1].split(" ")[0]] = int(mm.group(1).replace(",", ""))
+    rm = re.findall(r"redo done at (\S+)", open(logf).read())
+    res["redo_done_at"] = rm[-1] if rm else None
+    if not os.environ.get("BENCH_REPLAY_KEEP_CALLGRIND"):
+        shutil.rmtree(cgdir, ignore_errors=True)
+    shutil.rmtree(d, ignore_errors=True)
+    return res
+
+
 def measure_dict(m):
-    rec, noted, hook, orig, pair, tpn = (float(x) for x in m.groups())
+    rec, noted, hook, orig, empty, pair, tpn = (float(x) for x in m.groups())
     return {"records": rec, "noted": noted, "hook_ticks": hook, "orig_ticks": orig,
-            "pair_ticks": pair, "ticks_per_ns": tpn}
+            "empty_ticks": empty, "pair_ticks": pair, "ticks_per_ns": tpn}
 
 
 async def replay_gated(cl, info, args, variant, state, bindir=None):
@@ -567,6 +647,14 @@ async def run_rounds(cl, info, args, res):
                 + (f", waits {a.get('waits')}/{b.get('waits')}" if state == "woken" else ""))
     res["replay_rounds"] = data
 
+    if "woken" in states and CFG["stress_replays"]:
+        log(f"replay: {CFG['stress_replays']} more rr replay(s) in the woken state (stress count)")
+        res["stress_extra"] = []
+        for _ in range(CFG["stress_replays"]):
+            r = await replay_gated(cl, info, args, "rr", "woken")
+            res["stress_extra"].append(r)
+            log(f"  stress replay: {r.get('waits')} waits in {r['elapsed_s']:.1f} s")
+
     if args.measure_bindir and CFG["measure_rounds"]:
         meas = {s: [] for s in states}
         log(f"replay: {CFG['measure_rounds']} replay(s) per state with the measuring build")
@@ -581,8 +669,13 @@ async def run_rounds(cl, info, args, res):
                 if m:
                     log(f"  measure {state:6s} {m['records']:.0f} records, "
                         f"{m['hook_ticks'] / m['records']:.1f} ticks/record in the hook "
-                        f"(clock pair {m['pair_ticks']:.1f})")
+                        f"(empty interval {m['empty_ticks'] / m['records']:.1f})")
         res["replay_measure"] = meas
+
+    if CFG["callgrind_mb"] and shutil.which("valgrind"):
+        log(f"replay: {CFG['callgrind_mb']} MB of WAL under callgrind, each variant")
+        res["callgrind"] = {v: callgrind_replay(cl, info, args, v) for v in ("plain", "rr")}
+        log(f"  callgrind: {res['callgrind']}")
 
 
 def summarize(res):
@@ -617,7 +710,7 @@ def summarize(res):
         rec = sum(m["records"] for m in ms)
         hook = sum(m["hook_ticks"] for m in ms)
         orig = sum(m["orig_ticks"] for m in ms)
-        pair = statistics.median(m["pair_ticks"] for m in ms)
+        pair = sum(m["empty_ticks"] for m in ms) / rec
         tpn = statistics.median(m["ticks_per_ns"] for m in ms)
         cpu = sum(r["cpu_s"] for r in rows)
         net = hook / rec - 2 * pair
@@ -631,7 +724,7 @@ def summarize(res):
     res["replay_measure_summary"] = meas
 
     late = {"upper_ms": [], "lower_ms": [], "failed": 0, "unmatched": 0, "gaps_p99": []}
-    for a in res["replay_rounds"].get("woken", {}).get("rr", []):
+    for a in res["replay_rounds"].get("woken", {}).get("rr", []) + res.get("stress_extra", []):
         lt = a.get("lateness")
         if not lt:
             continue
@@ -698,9 +791,10 @@ def report(res, info, env):
         lines += ["", "## The hook's own cost per record", "",
                   f"Build `make RR_MEASURE_REDO=1`, {CFG['measure_rounds']} replay(s) per state: the "
                   "TSC is read on entry to the wrapper, around the original redo routine and on "
-                  "exit; ticks outside the original routine are the hook's. \"net\" subtracts the "
-                  "cost of the two clock reads that fall inside the counted intervals (measured "
-                  "back-to-back at exit). The wrapper's own call and return are not in the count.", ""]
+                  "exit; ticks outside the original routine are the hook's. \"net\" subtracts twice "
+                  "the empty interval (two clock reads back to back, timed after every record in "
+                  "the same conditions): each of the two counted intervals contains one clock read. "
+                  "The wrapper's own call and return are not in the count.", ""]
         rows = []
         for state, o in m.items():
             rows.append([STATE_LABELS[state], f"{o['records']:.0f}", f"{100 * o['noted_share']:.1f} %",
@@ -708,15 +802,34 @@ def report(res, info, env):
                          o["startup_cpu_ns_per_record"], f"{o['share_net_pct']:.2f} %",
                          f"{o['share_raw_pct']:.2f} %"])
         lines.append(md_table(["state", "records per replay", "commit/abort/heartbeat records",
-                               "hook ticks/record (raw)", "clock pair ticks", "hook ticks/record (net)",
+                               "hook ticks/record (raw)", "empty interval ticks", "hook ticks/record (net)",
                                "hook ns/record (net)", "redo routine ns/record",
                                "startup CPU ns/record", "hook share of startup CPU (net)",
                                "(raw, an upper bound)"], rows))
+    cg = res.get("callgrind")
+    if cg and cg["rr"].get("redo_loop") and cg["plain"].get("redo_loop"):
+        rr, pl = cg["rr"], cg["plain"]
+        hook_self = sum(v for k, v in rr["self"].items())
+        lines += ["", "## Instructions executed by the startup process (callgrind)", "",
+                  f"The first {CFG['callgrind_mb']} MB of the same WAL (archive recovery to "
+                  f"`recovery_target_lsn`, redo done at {rr['redo_done_at']} in both), each variant "
+                  "once under valgrind's callgrind: instructions are counted, not timed, so this "
+                  "figure has no noise. Redo loop = `PerformWalRecovery` inclusive.", "",
+                  md_table(["", "plain", "rr", "rr − plain", "cost"],
+                           [["startup process, all", pl["total"], rr["total"],
+                             rr["total"] - pl["total"], f"{100 * (rr['total'] / pl['total'] - 1):+.3f} %"],
+                            ["redo loop", pl["redo_loop"], rr["redo_loop"],
+                             rr["redo_loop"] - pl["redo_loop"],
+                             f"{100 * (rr['redo_loop'] / pl['redo_loop'] - 1):+.3f} %"]]), "",
+                  "rr_router's functions in the rr run (self instructions): " + ", ".join(
+                      f"`{k}` {v}" for k, v in sorted(rr["self"].items(), key=lambda x: -x[1])) +
+                  f"; together {hook_self} = {100 * hook_self / rr['redo_loop']:.3f} % of the redo loop."]
     st = res.get("stress")
     if st and st["n"]:
         u, l = st["upper"], st["lower"]
         lines += ["", "## Stress: short waits during heavy replay", "",
-                  f"The rr replays of the woken state: {st['n']} waits that returned true "
+                  f"The rr replays of the woken state (the rounds' and {CFG['stress_replays']} more): "
+                  f"{st['n']} waits that returned true "
                   f"({st['failed']} returned false, {st['unmatched']} not placed by the trace). "
                   "Each wait's target is the replay position + "
                   f"{CFG['delta']} bytes when it starts. A server-side sampler records "
