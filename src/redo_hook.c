@@ -16,10 +16,14 @@
  * rr_router replays WAL from a primary without it, and the reverse.
  *
  * NOTES
- *	  The wrapper runs once per replayed record, so its common path is the
- *	  call through our table entry and one atomic load compared with the
- *	  record's end (see wait.c's NOTES for why no barrier is needed); the
- *	  waiter lock is taken only when a waiter's target has been reached.
+ *	  The wrapper runs once per replayed record, in the one process that
+ *	  replays, so it is kept to a handful of instructions: one wrapper per
+ *	  resource manager (no look-up of the manager, no test of it at run
+ *	  time), no "first record?" test (the first record re-points the
+ *	  startup process's copy of the table), then the call of the original
+ *	  routine and one atomic load compared with the record's end (see
+ *	  wait.c's NOTES for why no barrier is needed); the waiter lock is
+ *	  taken only when a waiter's target has been reached.
  *	  Commit and abort records also store the primary time they prove
  *	  (staleness.c), inline: one store, to a line only the startup
  *	  process writes; heartbeats, rare, go through heartbeat.c.  By the time the original redo routine returns,
@@ -123,11 +127,15 @@ m_report(int code, Datum arg)
 #define MEASURE_NOTED()			((void) 0)
 #endif
 
-/* Has this (startup) process told shared memory who it is? */
-static bool announced = false;
-
-/* The original redo routines of the built-in resource managers. */
-static void (*original_redo[RM_MAX_BUILTIN_ID + 1]) (XLogReaderState *record);
+/*
+ * The original redo routines of the built-in resource managers, indexed by
+ * resource manager; room for RR_MAX_RMGRS so that every wrapper below has
+ * an entry, whatever the version's number of built-in managers.
+ */
+#define RR_MAX_RMGRS 32
+StaticAssertDecl(RM_MAX_BUILTIN_ID < RR_MAX_RMGRS,
+				 "one redo wrapper per built-in resource manager");
+static void (*original_redo[RR_MAX_RMGRS]) (XLogReaderState *record);
 
 /*
  * The primary time a commit or abort record carries (rr_record_primary_time()
@@ -147,31 +155,19 @@ xact_record_time(XLogReaderState *record)
 }
 
 /*
- * Replay 'record' with its own routine, then report the primary time it
- * proves the data current as of (staleness.c) and how far replay got
- * (wait.c), in that order: a waiter woken for this record must find the
- * staleness bound already advanced.
+ * After 'record' of resource manager 'rmid' (a constant in every wrapper,
+ * so the tests on it cost nothing) has been replayed: report the primary
+ * time it proves the data current as of (staleness.c) and how far replay
+ * got (wait.c), in that order, so that a waiter woken for this record
+ * finds the staleness bound already advanced.
  */
-static void
-rr_redo(XLogReaderState *record)
+static inline void
+after_redo(XLogReaderState *record, RmgrId rmid)
 {
-	RmgrId		rmid;
-
-	MEASURE_START();
-	rmid = XLogRecGetRmid(record);
-	if (unlikely(!announced))
-	{
-		rr_announce_startup_process();
-		announced = true;
-	}
-	MEASURE_SWITCH(m_ours);
-	original_redo[rmid] (record);
-	MEASURE_SWITCH(m_orig);
 	if (rmid == RM_XACT_ID)
 	{
 		uint8		op = XLogRecGetInfo(record) & XLOG_XACT_OPMASK;
 
-		/* inline: a commit is one record in four or five under writes */
 		if (op == XLOG_XACT_COMMIT || op == XLOG_XACT_ABORT ||
 			op == XLOG_XACT_COMMIT_PREPARED || op == XLOG_XACT_ABORT_PREPARED)
 		{
@@ -181,14 +177,66 @@ rr_redo(XLogReaderState *record)
 			pg_write_barrier();	/* a woken waiter sees the new bound */
 		}
 	}
-	else if (unlikely(rmid == RM_LOGICALMSG_ID))
+	else if (rmid == RM_LOGICALMSG_ID)
 	{
 		MEASURE_NOTED();
 		rr_note_primary_time(rr_record_primary_time(record));
 		pg_write_barrier();
 	}
 	rr_note_replayed(record->EndRecPtr);
-	MEASURE_STOP();
+}
+
+/*
+ * One wrapper per resource manager: replay 'record' with the original
+ * routine, then after_redo().  Knowing its manager, a wrapper neither
+ * looks it up nor tests it at run time.
+ */
+#define RR_REDO_WRAPPER(n) \
+static void \
+rr_redo_##n(XLogReaderState *record) \
+{ \
+	MEASURE_START(); \
+	MEASURE_SWITCH(m_ours); \
+	original_redo[n] (record); \
+	MEASURE_SWITCH(m_orig); \
+	after_redo(record, n); \
+	MEASURE_STOP(); \
+}
+
+RR_REDO_WRAPPER(0) RR_REDO_WRAPPER(1) RR_REDO_WRAPPER(2) RR_REDO_WRAPPER(3)
+RR_REDO_WRAPPER(4) RR_REDO_WRAPPER(5) RR_REDO_WRAPPER(6) RR_REDO_WRAPPER(7)
+RR_REDO_WRAPPER(8) RR_REDO_WRAPPER(9) RR_REDO_WRAPPER(10) RR_REDO_WRAPPER(11)
+RR_REDO_WRAPPER(12) RR_REDO_WRAPPER(13) RR_REDO_WRAPPER(14) RR_REDO_WRAPPER(15)
+RR_REDO_WRAPPER(16) RR_REDO_WRAPPER(17) RR_REDO_WRAPPER(18) RR_REDO_WRAPPER(19)
+RR_REDO_WRAPPER(20) RR_REDO_WRAPPER(21) RR_REDO_WRAPPER(22) RR_REDO_WRAPPER(23)
+RR_REDO_WRAPPER(24) RR_REDO_WRAPPER(25) RR_REDO_WRAPPER(26) RR_REDO_WRAPPER(27)
+RR_REDO_WRAPPER(28) RR_REDO_WRAPPER(29) RR_REDO_WRAPPER(30) RR_REDO_WRAPPER(31)
+
+static void (*const wrappers[RR_MAX_RMGRS]) (XLogReaderState *record) = {
+	rr_redo_0, rr_redo_1, rr_redo_2, rr_redo_3, rr_redo_4, rr_redo_5,
+	rr_redo_6, rr_redo_7, rr_redo_8, rr_redo_9, rr_redo_10, rr_redo_11,
+	rr_redo_12, rr_redo_13, rr_redo_14, rr_redo_15, rr_redo_16, rr_redo_17,
+	rr_redo_18, rr_redo_19, rr_redo_20, rr_redo_21, rr_redo_22, rr_redo_23,
+	rr_redo_24, rr_redo_25, rr_redo_26, rr_redo_27, rr_redo_28, rr_redo_29,
+	rr_redo_30, rr_redo_31
+};
+
+/*
+ * The routine every wrapped entry points to at fork: the first record the
+ * startup process replays announces it (wait.c), then points the entries
+ * of its own copy of the table at the wrappers, so that no later record
+ * pays for a "first time?" test, and replays the record.
+ */
+static void
+rr_redo_first(XLogReaderState *record)
+{
+	rr_announce_startup_process();
+	for (int rmid = 0; rmid <= RM_MAX_BUILTIN_ID; rmid++)
+	{
+		if (RmgrTable[rmid].rm_redo == rr_redo_first)
+			RmgrTable[rmid].rm_redo = wrappers[rmid];
+	}
+	wrappers[XLogRecGetRmid(record)] (record);
 }
 
 /* Wrap every built-in redo routine; called once, from _PG_init. */
@@ -199,9 +247,9 @@ rr_install_redo_hook(void)
 	{
 		if (RmgrTable[rmid].rm_name == NULL ||
 			RmgrTable[rmid].rm_redo == NULL ||
-			RmgrTable[rmid].rm_redo == rr_redo)
+			RmgrTable[rmid].rm_redo == rr_redo_first)
 			continue;
 		original_redo[rmid] = RmgrTable[rmid].rm_redo;
-		RmgrTable[rmid].rm_redo = rr_redo;
+		RmgrTable[rmid].rm_redo = rr_redo_first;
 	}
 }
