@@ -23,6 +23,9 @@ plain = nothing preloaded):
   none     nobody waiting.  Archive recovery of the copy with all the WAL in
            pg_wal: CPU (user + system) and elapsed from the server's own
            "redo done ... system usage" line.
+  together (optional) as none, but the two variants replay at the same
+           time, one per core, so that the machine's noise falls on both
+           alike within a round.
   idle     (optional) nobody waiting, measured like parked and woken below
            (gated hot standby, /proc).
   parked   100 sessions parked in rr_wait_for_lsn() on a target replay never
@@ -54,7 +57,7 @@ record: BENCH_REPLAY_MEASURE_ROUNDS replays of each state with it.
 Knobs (environment; QUICK=1 gives the second value):
   BENCH_REPLAY_WAL_MB        200 / 80    WAL written by pgbench -N
   BENCH_REPLAY_ROUNDS        16 / 3      interleaved rounds
-  BENCH_REPLAY_STATES        none parked woken (idle: optional)
+  BENCH_REPLAY_STATES        none parked woken (together, idle: optional)
   BENCH_REPLAY_STRESS_REPLAYS 4 / 1      extra rr replays in the woken state,
                                          for the stress test's count only
   BENCH_REPLAY_PARKED        100         sessions parked
@@ -106,6 +109,7 @@ CFG = {
 
 STATE_LABELS = {
     "none": "nobody waiting (archive recovery, `redo done` line)",
+    "together": "nobody waiting, both variants replaying at the same time (`redo done` line)",
     "idle": "nobody waiting (gated standby, /proc)",
     "parked": "waiters parked on a target never reached",
     "woken": "waiters constantly arriving and woken",
@@ -369,7 +373,43 @@ def replay_archive(cl, info, args, variant, bindir=None):
     return out
 
 
-def callgrind_replay(cl, info, args, variant):
+def replay_archive_pair(cl, info, args):
+    """Both variants' archive recoveries at the same time, one per core, so
+    that whatever else the machine does falls on both alike; figures from
+    each server's log."""
+    runs = {"rr": (f"{args.workdir}/copy_rr", args.port + 1),
+            "plain": (f"{args.workdir}/copy_plain", args.port + 3)}
+    for v, (d, port) in runs.items():
+        make_copy(info, d, v, port, "archive", args.workdir)
+        if os.path.exists(d + ".log"):
+            os.unlink(d + ".log")
+    for v, (d, _) in runs.items():
+        cl.start(d, d + ".log", wait=False)
+    out = {}
+    try:
+        for _ in range(30000):
+            for v, (d, _) in runs.items():
+                if v in out:
+                    continue
+                text = open(d + ".log").read()
+                m = REDO_DONE_RE.search(text)
+                if m and "database system is ready to accept connections" in text:
+                    out[v] = {"cpu_s": float(m.group(1)) + float(m.group(2)),
+                              "user_s": float(m.group(1)), "sys_s": float(m.group(2)),
+                              "elapsed_s": float(m.group(3))}
+            if len(out) == len(runs):
+                break
+            time.sleep(0.01)
+        else:
+            raise RuntimeError("no 'redo done' line from both replays")
+    finally:
+        for v, (d, _) in runs.items():
+            cl.stop(d, "fast")
+            shutil.rmtree(d, ignore_errors=True)
+    return out["rr"], out["plain"]
+
+
+def callgrind_replay(cl, info, args, variant, bindir=None):
     """Archive recovery of the first BENCH_REPLAY_CALLGRIND_MB of the WAL
     under callgrind: instructions executed by the startup process, in the
     redo loop (PerformWalRecovery, inclusive) and in rr_router's functions."""
@@ -384,7 +424,7 @@ def callgrind_replay(cl, info, args, variant):
     logf = d + ".log"
     with open(logf, "w") as lf:
         proc = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={cgdir}/cg.%p",
-                                 os.path.join(args.bindir, "postgres"), "-D", d],
+                                 os.path.join(bindir or args.bindir, "postgres"), "-D", d],
                                 stdout=lf, stderr=subprocess.STDOUT)
     try:
         for _ in range(60000):
@@ -622,7 +662,7 @@ def lateness(waits, trace):
 
 async def run_rounds(cl, info, args, res):
     rng = random.Random(CFG["seed"])
-    states = [s for s in ("none", "idle", "parked", "woken") if s in CFG["states"]]
+    states = [s for s in ("none", "together", "idle", "parked", "woken") if s in CFG["states"]]
     data = {s: {"rr": [], "plain": []} for s in states}
     R = CFG["rounds"]
     log(f"replay: {R} rounds x states {states} x (rr, plain)")
@@ -632,6 +672,12 @@ async def run_rounds(cl, info, args, res):
         for state in order:
             vs = ["rr", "plain"]
             rng.shuffle(vs)
+            if state == "together":
+                a, b = replay_archive_pair(cl, info, args)
+                a["round"] = b["round"] = rnd
+                data[state]["rr"].append(a)
+                data[state]["plain"].append(b)
+                vs = []
             for v in vs:
                 if state == "none":
                     r = replay_archive(cl, info, args, v)
@@ -656,10 +702,10 @@ async def run_rounds(cl, info, args, res):
             log(f"  stress replay: {r.get('waits')} waits in {r['elapsed_s']:.1f} s")
 
     if args.measure_bindir and CFG["measure_rounds"]:
-        meas = {s: [] for s in states}
+        meas = {s: [] for s in states if s != "together"}
         log(f"replay: {CFG['measure_rounds']} replay(s) per state with the measuring build")
         for _ in range(CFG["measure_rounds"]):
-            for state in states:
+            for state in [x for x in states if x != "together"]:
                 if state == "none":
                     r = replay_archive(cl, info, args, "rr", bindir=args.measure_bindir)
                 else:
@@ -675,6 +721,11 @@ async def run_rounds(cl, info, args, res):
     if CFG["callgrind_mb"] and shutil.which("valgrind"):
         log(f"replay: {CFG['callgrind_mb']} MB of WAL under callgrind, each variant")
         res["callgrind"] = {v: callgrind_replay(cl, info, args, v) for v in ("plain", "rr")}
+        alt = os.environ.get("BENCH_REPLAY_CALLGRIND_ALT")    # label=bindir of another build
+        if alt:
+            label, bindir = alt.split("=", 1)
+            res["callgrind"]["alt"] = callgrind_replay(cl, info, args, "rr", bindir=bindir)
+            res["callgrind"]["alt"]["label"] = label
         log(f"  callgrind: {res['callgrind']}")
 
 
@@ -682,6 +733,8 @@ def summarize(res):
     out = {}
     for state, d in res["replay_rounds"].items():
         pairs = list(zip(d["rr"], d["plain"]))
+        if not pairs:
+            continue
         o = {"rounds": len(pairs)}
         for key in ("cpu_s", "elapsed_s", "cpu_ticks_s"):
             if key not in pairs[0][0]:
@@ -816,11 +869,18 @@ def report(res, info, env):
                   "once under valgrind's callgrind: instructions are counted, not timed, so this "
                   "figure has no noise. Redo loop = `PerformWalRecovery` inclusive.", "",
                   md_table(["", "plain", "rr", "rr − plain", "cost"],
-                           [["startup process, all", pl["total"], rr["total"],
+                           [["startup process, all (with what the postmaster ran before forking it)", pl["total"], rr["total"],
                              rr["total"] - pl["total"], f"{100 * (rr['total'] / pl['total'] - 1):+.3f} %"],
                             ["redo loop", pl["redo_loop"], rr["redo_loop"],
                              rr["redo_loop"] - pl["redo_loop"],
                              f"{100 * (rr['redo_loop'] / pl['redo_loop'] - 1):+.3f} %"]]), "",
+                  ] + ([
+                  f"Another build, {cg['alt']['label']}, on the same WAL: redo loop "
+                  f"{cg['alt']['redo_loop']} instructions, "
+                  f"{100 * (cg['alt']['redo_loop'] / pl['redo_loop'] - 1):+.3f} % against plain; "
+                  "its rr_router functions: " + ", ".join(
+                      f"`{k}` {v}" for k, v in sorted(cg["alt"]["self"].items(), key=lambda x: -x[1])
+                      if v > 1000) + ".", ""] if cg.get("alt") else []) + [
                   "rr_router's functions in the rr run (self instructions): " + ", ".join(
                       f"`{k}` {v}" for k, v in sorted(rr["self"].items(), key=lambda x: -x[1])) +
                   f"; together {hook_self} = {100 * hook_self / rr['redo_loop']:.3f} % of the redo loop."]
