@@ -60,12 +60,16 @@
  * rr_redo() and in the original routines, and log both when the startup
  * process exits.  The ticks are the TSC on x86, else nanoseconds.  An
  * empty interval timed after every record gives the clock's own share of
- * each counted interval, in the same conditions.
+ * each counted interval, in the same conditions; records interrupted or
+ * preempted inside a counted interval are left out (the clock counts wall
+ * time, not CPU time).
  */
 #include <time.h>
 #include "storage/ipc.h"
 
 static uint64 m_records,
+			m_skipped,
+			m_hook1,
 			m_noted,
 			m_ours,
 			m_orig,
@@ -106,23 +110,36 @@ m_report(int code, Datum arg)
 		clock_gettime(CLOCK_MONOTONIC, &b);
 	while ((b.tv_sec - a.tv_sec) * 1000000000L + b.tv_nsec - a.tv_nsec < 50000000L);
 	t1 = m_now();
-	elog(LOG, "rr_router redo measure: records=" UINT64_FORMAT " noted=" UINT64_FORMAT
+	elog(LOG, "rr_router redo measure: records=" UINT64_FORMAT " skipped=" UINT64_FORMAT
+		 " noted=" UINT64_FORMAT
 		 " hook_ticks=" UINT64_FORMAT " orig_ticks=" UINT64_FORMAT
 		 " empty_ticks=" UINT64_FORMAT " read_pair_ticks=%.2f ticks_per_ns=%.4f",
-		 m_records, m_noted, m_ours, m_orig, m_empty, pair / 1e6,
+		 m_records, m_skipped, m_noted, m_ours, m_orig, m_empty, pair / 1e6,
 		 (double) (t1 - t0) / ((b.tv_sec - a.tv_sec) * 1e9 + b.tv_nsec - a.tv_nsec));
 }
 
+/*
+ * A record whose hook intervals or empty interval took longer than this
+ * many ticks was interrupted or preempted (the clock counts wall time):
+ * it is left out of the sums and counted in m_skipped.
+ */
+#define MEASURE_MAX_TICKS 20000
+
 #define MEASURE_START() \
 	do { if (unlikely(m_records++ == 0)) on_proc_exit(m_report, 0); m_t = m_now(); } while (0)
-#define MEASURE_SWITCH(acc) \
-	do { uint64 n_ = m_now(); acc += n_ - m_t; m_t = n_; } while (0)
+#define MEASURE_PAUSE() \
+	do { uint64 n_ = m_now(); m_hook1 = n_ - m_t; m_t = n_; } while (0)
+#define MEASURE_RESUME() \
+	do { uint64 n_ = m_now(); m_orig += n_ - m_t; m_t = n_; } while (0)
 #define MEASURE_STOP() \
-	do { uint64 n_ = m_now(); m_ours += n_ - m_t; m_empty += m_now() - n_; } while (0)
+	do { uint64 n_ = m_now(), h_ = m_hook1 + n_ - m_t, e_ = m_now() - n_; \
+		 if (h_ < MEASURE_MAX_TICKS && e_ < MEASURE_MAX_TICKS) \
+			 { m_ours += h_; m_empty += e_; } else m_skipped++; } while (0)
 #define MEASURE_NOTED()	(m_noted++)
 #else
 #define MEASURE_START()			((void) 0)
-#define MEASURE_SWITCH(acc)		((void) 0)
+#define MEASURE_PAUSE()			((void) 0)
+#define MEASURE_RESUME()		((void) 0)
 #define MEASURE_STOP()			((void) 0)
 #define MEASURE_NOTED()			((void) 0)
 #endif
@@ -196,9 +213,9 @@ static void \
 rr_redo_##n(XLogReaderState *record) \
 { \
 	MEASURE_START(); \
-	MEASURE_SWITCH(m_ours); \
+	MEASURE_PAUSE(); \
 	original_redo[n] (record); \
-	MEASURE_SWITCH(m_orig); \
+	MEASURE_RESUME(); \
 	after_redo(record, n); \
 	MEASURE_STOP(); \
 }

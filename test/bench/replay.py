@@ -118,7 +118,7 @@ STATE_LABELS = {
 WAL_SEG = 16 * 1024 * 1024
 REDO_DONE_RE = re.compile(r"redo done at \S+ system usage: CPU: user: ([0-9.]+) s, "
                           r"system: ([0-9.]+) s, elapsed: ([0-9.]+) s")
-MEASURE_RE = re.compile(r"rr_router redo measure: records=(\d+) noted=(\d+) hook_ticks=(\d+) "
+MEASURE_RE = re.compile(r"rr_router redo measure: records=(\d+) skipped=(\d+) noted=(\d+) hook_ticks=(\d+) "
                         r"orig_ticks=(\d+) empty_ticks=(\d+) read_pair_ticks=([0-9.]+) "
                         r"ticks_per_ns=([0-9.]+)")
 
@@ -473,8 +473,8 @@ def callgrind_replay(cl, info, args, variant, bindir=None):
 
 
 def measure_dict(m):
-    rec, noted, hook, orig, empty, pair, tpn = (float(x) for x in m.groups())
-    return {"records": rec, "noted": noted, "hook_ticks": hook, "orig_ticks": orig,
+    rec, skipped, noted, hook, orig, empty, pair, tpn = (float(x) for x in m.groups())
+    return {"records": rec - skipped, "all_records": rec, "skipped": skipped, "noted": noted, "hook_ticks": hook, "orig_ticks": orig,
             "empty_ticks": empty, "pair_ticks": pair, "ticks_per_ns": tpn}
 
 
@@ -702,10 +702,11 @@ async def run_rounds(cl, info, args, res):
             log(f"  stress replay: {r.get('waits')} waits in {r['elapsed_s']:.1f} s")
 
     if args.measure_bindir and CFG["measure_rounds"]:
-        meas = {s: [] for s in states if s != "together"}
+        mstates = [x for x in states if x != "together"] or ["none", "parked"]
+        meas = {s: [] for s in mstates}
         log(f"replay: {CFG['measure_rounds']} replay(s) per state with the measuring build")
         for _ in range(CFG["measure_rounds"]):
-            for state in [x for x in states if x != "together"]:
+            for state in mstates:
                 if state == "none":
                     r = replay_archive(cl, info, args, "rr", bindir=args.measure_bindir)
                 else:
@@ -760,20 +761,22 @@ def summarize(res):
         ms = [r["measure"] for r in rows if "measure" in r]
         if not ms:
             continue
-        rec = sum(m["records"] for m in ms)
+        rec = sum(m["records"] for m in ms)            # counted (not preempted)
+        rec_all = sum(m.get("all_records", m["records"]) for m in ms)
         hook = sum(m["hook_ticks"] for m in ms)
         orig = sum(m["orig_ticks"] for m in ms)
         pair = sum(m["empty_ticks"] for m in ms) / rec
         tpn = statistics.median(m["ticks_per_ns"] for m in ms)
         cpu = sum(r["cpu_s"] for r in rows)
         net = hook / rec - 2 * pair
-        meas[state] = {"records": rec / len(ms), "noted_share": sum(m["noted"] for m in ms) / rec,
+        meas[state] = {"records": rec_all / len(ms), "skipped_share": 1 - rec / rec_all,
+                       "noted_share": sum(m["noted"] for m in ms) / rec_all,
                        "ticks_raw": hook / rec, "pair_ticks": pair, "ticks_net": net,
                        "ns_net": net / tpn, "ns_raw": hook / rec / tpn, "ticks_per_ns": tpn,
-                       "orig_ns": orig / rec / tpn,
-                       "startup_cpu_ns_per_record": cpu * 1e9 / rec,
-                       "share_raw_pct": 100 * hook / tpn / 1e9 / cpu,
-                       "share_net_pct": 100 * net * rec / tpn / 1e9 / cpu}
+                       "orig_ns": orig / rec_all / tpn,
+                       "startup_cpu_ns_per_record": cpu * 1e9 / rec_all,
+                       "share_raw_pct": 100 * hook / rec * rec_all / tpn / 1e9 / cpu,
+                       "share_net_pct": 100 * net * rec_all / tpn / 1e9 / cpu}
     res["replay_measure_summary"] = meas
 
     late = {"upper_ms": [], "lower_ms": [], "failed": 0, "unmatched": 0, "gaps_p99": []}
@@ -847,14 +850,18 @@ def report(res, info, env):
                   "exit; ticks outside the original routine are the hook's. \"net\" subtracts twice "
                   "the empty interval (two clock reads back to back, timed after every record in "
                   "the same conditions): each of the two counted intervals contains one clock read. "
-                  "The wrapper's own call and return are not in the count.", ""]
+                  "The clock counts wall time: a record whose intervals took over 20 000 ticks "
+                  "(interrupted or preempted) is left out of the per-record figures. The wrapper's "
+                  "own call and return are not in the count.", ""]
         rows = []
         for state, o in m.items():
-            rows.append([STATE_LABELS[state], f"{o['records']:.0f}", f"{100 * o['noted_share']:.1f} %",
+            rows.append([STATE_LABELS[state], f"{o['records']:.0f}",
+                         f"{100 * o.get('skipped_share', 0):.2f} %", f"{100 * o['noted_share']:.1f} %",
                          o["ticks_raw"], o["pair_ticks"], o["ticks_net"], o["ns_net"], o["orig_ns"],
                          o["startup_cpu_ns_per_record"], f"{o['share_net_pct']:.2f} %",
                          f"{o['share_raw_pct']:.2f} %"])
-        lines.append(md_table(["state", "records per replay", "commit/abort/heartbeat records",
+        lines.append(md_table(["state", "records per replay", "left out (preempted)",
+                               "commit/abort/heartbeat records",
                                "hook ticks/record (raw)", "empty interval ticks", "hook ticks/record (net)",
                                "hook ns/record (net)", "redo routine ns/record",
                                "startup CPU ns/record", "hook share of startup CPU (net)",
