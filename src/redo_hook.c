@@ -57,7 +57,7 @@
 /*
  * "make RR_MEASURE_REDO=1" (for test/bench/replay.py, never a normal
  * build): count the records and the clock ticks spent in our part of
- * rr_redo() and in the original routines, and log both when the startup
+ * the wrappers below and in the original routines, and log both when the startup
  * process exits.  The ticks are the TSC on x86, else nanoseconds.  An
  * empty interval timed after every record gives the clock's own share of
  * each counted interval, in the same conditions; records interrupted or
