@@ -4,6 +4,8 @@
 #
 #   make && make install            build and install (install needs root)
 #   make WERROR=1                   the same, warnings being errors (CI)
+#   make RR_MEASURE_REDO=1          a build that measures the redo hook's
+#                                   cost per record (benchmarks only)
 #   make installcheck               pg_regress on a throwaway instance that
 #                                   preloads the library, then the TAP tests
 #                                   in test/t (real primary and replicas);
@@ -43,6 +45,12 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 # a newer compiler's new warning must not stop a user's build.
 ifeq ($(WERROR),1)
 PG_CFLAGS += -Werror
+endif
+
+# "make RR_MEASURE_REDO=1": the redo hook counts the clock ticks it costs
+# per replayed record and logs them (test/bench/replay.py); never for use.
+ifeq ($(RR_MEASURE_REDO),1)
+PG_CPPFLAGS += -DRR_MEASURE_REDO
 endif
 
 PG_CONFIG ?= pg_config

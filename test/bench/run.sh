@@ -13,6 +13,9 @@
 #     bash test/bench/run.sh start      only start the servers and leave them
 #                                       running (for bench.py by hand)
 #     bash test/bench/run.sh stop       stop servers left by "start"
+#     bash test/bench/run.sh replay     what rr_router costs WAL replay
+#                                       (test/bench/replay.py, issue 13),
+#                                       about 25 minutes; QUICK=1 about 6
 #
 # Environment (see test/bench/README.md for the benchmark's own knobs, all
 # passed through to bench.py):
@@ -77,7 +80,7 @@ wait_until() {
 
 stop_servers() {
 	local dir=$1 node
-	for node in replica primary; do
+	for node in replica primary copy_rr copy_plain; do
 		if [ -f "$dir/$node/postmaster.pid" ]; then
 			as_user pg_ctl -D "$dir/$node" -m immediate -w stop >/dev/null 2>&1 ||
 				echo "bench: could not stop $node in $dir" >&2
@@ -118,7 +121,42 @@ build_and_install() {
 		tail -n 40 "$WORK/build.log" >&2
 		die "build failed"
 	fi
+	if [ "$MODE" = replay ]; then
+		# The measuring build goes into a copy of the server's bin and lib
+		# directories: PostgreSQL finds $libdir next to its own binary, so
+		# servers started from $WORK/pgm/15/bin load it and nothing else
+		# changes.  (A path not ending in lib/postgresql/15/bin keeps the
+		# share directory where it is.)
+		mkdir -p "$WORK/pgm/15"
+		cp -a "$PG_BINDIR" "$("$PG_CONFIG" --pkglibdir)" "$WORK/pgm/15/"
+		if ! { make -C "$build" PG_CONFIG="$PG_CONFIG" clean &&
+			make -C "$build" PG_CONFIG="$PG_CONFIG" RR_MEASURE_REDO=1; } >>"$WORK/build.log" 2>&1; then
+			tail -n 40 "$WORK/build.log" >&2
+			die "measuring build failed"
+		fi
+		cp "$build/rr_router.so" "$WORK/pgm/15/lib/rr_router.so"
+	fi
 	rm -rf "$build"
+}
+
+run_replay() {
+	local measure=()
+	[ -x "$WORK/pgm/15/bin/postgres" ] && measure=(--measure-bindir "$WORK/pgm/15/bin")
+	say "replay benchmark (as $RUN_USER; data in $WORK)"
+	mkdir "$WORK/out"
+	[ "$(id -u)" -ne 0 ] || chown -R "$RUN_USER:" "$WORK"
+	local passenv=()
+	while IFS='=' read -r name _; do
+		case $name in
+		QUICK | BENCH_*) passenv+=("$name=${!name}") ;;
+		esac
+	done < <(env)
+	(cd "$WORK" && as_user "${passenv[@]}" "$PYTHON" "$BENCH_DIR/replay.py" \
+		--bindir "$PG_BINDIR" "${measure[@]}" --port "${BENCH_REPLAY_PORT:-25432}" \
+		--source-version "$SOURCE_VERSION" --workdir "$WORK" --out "$WORK/out")
+	mkdir -p "$OUT"
+	cp "$WORK"/out/* "$OUT"/
+	say "report: $OUT/replay-report.md (raw numbers: $OUT/replay-results.json)"
 }
 
 start_servers() {
@@ -171,7 +209,7 @@ start_servers() {
 main() {
 	case ${1:-run} in
 	stop) stop_registered; return 0 ;;
-	start | run) ;;
+	start | run | replay) ;;
 	-h | --help) sed -n '2,/^$/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; return 0 ;;
 	*) die "unknown argument \"$1\" (try --help)" ;;
 	esac
@@ -221,6 +259,10 @@ main() {
 	[ -f "$("$PG_CONFIG" --pkglibdir)/rr_router.so" ] || die "rr_router is not installed"
 	[ "$(id -u)" -ne 0 ] || chown "$RUN_USER:" "$WORK"
 
+	if [ "$MODE" = replay ]; then
+		run_replay
+		return 0
+	fi
 	start_servers
 	if [ "$MODE" = start ]; then
 		echo "bench: primary 127.0.0.1:$PRIMARY_PORT, replica 127.0.0.1:$REPLICA_PORT, data in $WORK"
