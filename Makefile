@@ -22,6 +22,7 @@ OBJS = \
 	src/staleness.o \
 	src/history.o \
 	src/http.o \
+	src/http_parse.o \
 	src/statement.o
 
 EXTENSION = rr_router
