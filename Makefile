@@ -8,6 +8,9 @@
 #                                   preloads the library, then the TAP tests
 #                                   in test/t (real primary and replicas);
 #                                   must run as an ordinary user
+#   make SANITIZE=1                 build with UndefinedBehaviorSanitizer
+#                                   (RR_SANITIZE=1 bash test/run-tests.sh
+#                                   runs the whole suite on such a build)
 
 MODULE_big = rr_router
 OBJS = \
@@ -42,6 +45,15 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 # a newer compiler's new warning must not stop a user's build.
 ifeq ($(WERROR),1)
 PG_CFLAGS += -Werror
+endif
+
+# UndefinedBehaviorSanitizer on our code (the server is Debian's, not
+# instrumented).  Its runtime needs no preloading, unlike AddressSanitizer's,
+# which deadlocks Debian 12's server at startup (bindtextdomain); ASan
+# covers the HTTP parser through test/fuzz instead.
+ifeq ($(SANITIZE),1)
+PG_CFLAGS += -fsanitize=undefined -fno-omit-frame-pointer -g
+SHLIB_LINK += -fsanitize=undefined
 endif
 
 PG_CONFIG ?= pg_config

@@ -15,6 +15,8 @@
 # Environment:
 #     RR_TEST_TIMEOUT   seconds before the test run is stopped (default 3000)
 #     RR_KEEP_TMP=1     keep the scratch copy even when the tests pass
+#     RR_SANITIZE=1     build with "make SANITIZE=1" (UndefinedBehaviorSanitizer
+#                       on rr_router's code); any sanitizer report fails the run
 #
 # The tests run in a scratch copy of the tree owned by "postgres", so the
 # checkout itself is left untouched.  The exit code is the test result.  On
@@ -68,11 +70,21 @@ trap cleanup EXIT
 say "copying the tree to $TREE"
 tar -C "$SRCDIR" --exclude=./.git -cf - . | tar -C "$TREE" -xf -
 
+# Sanitizers: reports go to files under $WORK/sanitizer (the servers'
+# stderr is their log, which tests read), checked after the run.
+BUILD_ARGS=()
+SAN_ENV=()
+if [ "${RR_SANITIZE:-0}" = 1 ]; then
+	BUILD_ARGS=(SANITIZE=1)
+	mkdir -p "$WORK/sanitizer"
+	SAN_ENV=(UBSAN_OPTIONS="print_stacktrace=1:log_path=$WORK/sanitizer/ubsan")
+fi
+
 say "build and install (as root)"
 # Start from a clean tree: no objects or test output from earlier runs.
 make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" clean >/dev/null
-make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG"
-make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" install
+make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" "${BUILD_ARGS[@]}"
+make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" "${BUILD_ARGS[@]}" install
 
 chown -R "$TEST_USER:" "$WORK"
 
@@ -86,7 +98,19 @@ as_test_user() {
 		LANG=C.UTF-8 \
 		TZ=UTC \
 		${CI:+CI="$CI"} \
+		"${SAN_ENV[@]}" \
 		"$@"
+}
+
+# Print every sanitizer report of the run; false if there was one.
+sanitizer_clean() {
+	local f found=0
+	[ "${RR_SANITIZE:-0}" = 1 ] || return 0
+	while IFS= read -r f; do
+		found=1
+		print_file "$f" 200
+	done < <(find "$WORK/sanitizer" -type f 2>/dev/null | sort)
+	[ "$found" -eq 0 ]
 }
 
 print_file() {
@@ -128,6 +152,10 @@ as_test_user timeout --kill-after=30 "$TIMEOUT" \
 rc=$?
 set -e
 
+if [ "$rc" -eq 0 ] && ! sanitizer_clean; then
+	say "FAILED: sanitizer reports above"
+	exit 1
+fi
 if [ "$rc" -eq 0 ]; then
 	# Nothing after prove's summary: it stays the last lines of the log.
 	exit 0
@@ -157,5 +185,6 @@ if ! tap_ran && [ "$rc" -ne 124 ] && [ "$rc" -ne 137 ] &&
 	fi
 fi
 
+sanitizer_clean || say "sanitizer reports above"
 say "FAILED: pg_regress and/or TAP tests failed (exit $rc)"
 exit 1
