@@ -522,11 +522,12 @@ class StaleReader(Client):
                 'rr_is_fresh(make_interval(secs => %s))', (bound,)).fetchone()
             t_back = now()
             checked = False
+            lie = ctx.args.checker_self_test
             if d is not None:
-                checked |= self.check_progress(replica, c, t_send - d - 0.0005,
+                checked |= self.check_progress(replica, c, t_send - d - 0.0005 + lie,
                                                'staleness_bound')
             if fresh:
-                checked |= self.check_progress(replica, c, t_send - bound - 0.0005,
+                checked |= self.check_progress(replica, c, t_send - bound - 0.0005 + lie,
                                                'fresh_answer')
             if fresh and replica.killswitch_stably_off(t_send, t_back):
                 ctx.stats.violation('fresh_with_kill_switch_off',
@@ -970,6 +971,9 @@ def main():
     ap.add_argument('--pg-bin', default='/usr/lib/postgresql/15/bin')
     ap.add_argument('--base-port', type=int, default=25700)
     ap.add_argument('--token', default='lsn', choices=sorted(TOKEN_KINDS))
+    ap.add_argument('--checker-self-test', type=float, default=0.0, metavar='S',
+                    help='judge staleness answers as if they were S seconds smaller '
+                    '(a lie the checker must catch: expect violations)')
     ap.add_argument('--schedule-only', action='store_true',
                     help='print the schedule for the seed and exit')
     ap.add_argument('--keep', action='store_true', help='leave the servers running')
