@@ -10,6 +10,9 @@
 #                                   preloads the library, then the TAP tests
 #                                   in test/t (real primary and replicas);
 #                                   must run as an ordinary user
+#   make SANITIZE=1                 build with UndefinedBehaviorSanitizer
+#                                   (RR_SANITIZE=1 bash test/run-tests.sh
+#                                   runs the whole suite on such a build)
 
 MODULE_big = rr_router
 OBJS = \
@@ -25,6 +28,7 @@ OBJS = \
 	src/staleness.o \
 	src/history.o \
 	src/http.o \
+	src/http_parse.o \
 	src/statement.o
 
 EXTENSION = rr_router
@@ -51,6 +55,15 @@ endif
 # per replayed record and logs them (test/bench/replay.py); never for use.
 ifeq ($(RR_MEASURE_REDO),1)
 PG_CPPFLAGS += -DRR_MEASURE_REDO
+endif
+
+# UndefinedBehaviorSanitizer on our code (the server is Debian's, not
+# instrumented).  Its runtime needs no preloading, unlike AddressSanitizer's,
+# which deadlocks Debian 12's server at startup (bindtextdomain); ASan
+# covers the HTTP parser through test/fuzz instead.
+ifeq ($(SANITIZE),1)
+PG_CFLAGS += -fsanitize=undefined -fno-omit-frame-pointer -g
+SHLIB_LINK += -fsanitize=undefined
 endif
 
 PG_CONFIG ?= pg_config

@@ -41,6 +41,9 @@
  *	  it.  SIGPIPE is ignored in background workers, so a client that has
  *	  gone away costs an EPIPE, not the worker.
  *
+ *	  The request head and line are parsed by http_parse.c, which has no
+ *	  server dependencies so that test/fuzz can fuzz it on its own.
+ *
  *	  Shared data is read as the SQL functions read it: the sample under
  *	  RRShared.mutex, the waiter count under RRShared.lock in shared mode,
  *	  the lag history under its lock (history.c), whether hot standby is
@@ -58,7 +61,6 @@
  */
 #include "postgres.h"
 
-#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -78,6 +80,7 @@
 #include "compat.h"
 #include "history.h"
 #include "http.h"
+#include "http_parse.h"
 #include "rr_router.h"
 #include "shmem.h"
 #include "staleness.h"
@@ -231,51 +234,6 @@ metric(StringInfo out, const char *name, const char *type, const char *help,
 {
 	appendStringInfo(out, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n",
 					 name, help, name, type, name, value);
-}
-
-/* Parse a duration such as 500ms, 1.5s, 2min or 250 (milliseconds). */
-static bool
-parse_duration_usecs(const char *s, int64 *usecs)
-{
-	char	   *end;
-	double		v;
-	double		unit = 1000.0;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || errno != 0 || isnan(v) || v < 0)
-		return false;
-	if (*end == '\0' || strcmp(end, "ms") == 0)
-		unit = 1000.0;
-	else if (strcmp(end, "us") == 0)
-		unit = 1.0;
-	else if (strcmp(end, "s") == 0)
-		unit = 1000000.0;
-	else if (strcmp(end, "min") == 0)
-		unit = 60000000.0;
-	else if (strcmp(end, "h") == 0)
-		unit = 3600000000.0;
-	else
-		return false;
-	if (v * unit >= (double) PG_INT64_MAX)
-		return false;
-	*usecs = (int64) (v * unit);
-	return true;
-}
-
-/* Parse a byte count (decimal digits only). */
-static bool
-parse_bytes(const char *s, int64 *bytes)
-{
-	char	   *end;
-	long long	v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (end == s || *end != '\0' || errno != 0 || v < 0)
-		return false;
-	*bytes = (int64) v;
-	return true;
 }
 
 /* Set a one-line state answer: "role=... staleness=... lag_bytes=...". */
@@ -433,12 +391,9 @@ postmaster_accepting(void)
 static void
 answer_request(char *line, HttpAnswer *a, bool *head_only)
 {
-	char	   *method = line;
-	char	   *target;
-	char	   *version;
-	char	   *query;
-	int64		max_staleness = (int64) rr_max_staleness * 1000;
-	int64		max_lag_bytes = -1;
+	RRHttpRequest req;
+	int64		max_staleness;
+	int64		max_lag_bytes;
 	RRSample	s;
 	int64		staleness = 0;
 	TimestampTz as_of;
@@ -449,65 +404,13 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	int64		lag_bytes;
 	bool		within;
 
-	a->status = 400;
-	*head_only = false;
-
-	/* METHOD SP TARGET SP HTTP/x.y */
-	target = strchr(method, ' ');
-	if (target == NULL)
+	a->status = rr_http_parse_request(line, &req);
+	*head_only = req.head_only;
+	if (a->status != 0)
 		return;
-	*target++ = '\0';
-	version = strchr(target, ' ');
-	if (version == NULL || strncmp(version + 1, "HTTP/1.", 7) != 0)
-		return;
-	*version = '\0';
-
-	if (strcmp(method, "HEAD") == 0)
-		*head_only = true;
-	else if (strcmp(method, "GET") != 0)
-	{
-		a->status = 405;
-		return;
-	}
-
-	query = strchr(target, '?');
-	if (query != NULL)
-		*query++ = '\0';
-
-	if (strcmp(target, "/health") != 0 && strcmp(target, "/primary") != 0 &&
-		strcmp(target, "/replica") != 0 && strcmp(target, "/read-only") != 0 &&
-		strcmp(target, "/metrics") != 0)
-	{
-		a->status = 404;
-		return;
-	}
-
-	/* name=value&name=value */
-	while (query != NULL && *query != '\0')
-	{
-		char	   *next = strchr(query, '&');
-		char	   *value;
-
-		if (next != NULL)
-			*next++ = '\0';
-		value = strchr(query, '=');
-		if (value == NULL)
-			return;
-		*value++ = '\0';
-		if (strcmp(query, "max_staleness") == 0)
-		{
-			if (!parse_duration_usecs(value, &max_staleness))
-				return;
-		}
-		else if (strcmp(query, "max_lag_bytes") == 0)
-		{
-			if (!parse_bytes(value, &max_lag_bytes))
-				return;
-		}
-		else
-			return;
-		query = next;
-	}
+	max_staleness = req.has_max_staleness ? req.max_staleness :
+		(int64) rr_max_staleness * 1000;
+	max_lag_bytes = req.max_lag_bytes;
 
 	rr_read_sample(&s, NULL);
 	s.in_recovery = RecoveryInProgress();
@@ -528,23 +431,31 @@ answer_request(char *line, HttpAnswer *a, bool *head_only)
 	within = known && staleness <= max_staleness &&
 		(max_lag_bytes < 0 || (lag_bytes >= 0 && lag_bytes <= max_lag_bytes));
 
-	if (strcmp(target, "/metrics") == 0)
-		answer_metrics(a, &s, known, staleness, replica_reads);
-	else if (strcmp(target, "/health") == 0)
-		answer_state(a, 200, &s, known, staleness, replica_reads);
-	else if (strcmp(target, "/primary") == 0)
-		answer_state(a, s.in_recovery || !accepting ? 503 : 200, &s, known,
-					 staleness, replica_reads);
-	else if (strcmp(target, "/replica") == 0)
-		answer_state(a,
-					 s.in_recovery && takes_reads && replica_reads && within ?
-					 200 : 503,
-					 &s, known, staleness, replica_reads);
-	else						/* /read-only */
-		answer_state(a,
-					 takes_reads && (!s.in_recovery || (replica_reads && within)) ?
-					 200 : 503,
-					 &s, known, staleness, replica_reads);
+	switch (req.path)
+	{
+		case RR_HTTP_METRICS:
+			answer_metrics(a, &s, known, staleness, replica_reads);
+			break;
+		case RR_HTTP_HEALTH:
+			answer_state(a, 200, &s, known, staleness, replica_reads);
+			break;
+		case RR_HTTP_PRIMARY:
+			answer_state(a, s.in_recovery || !accepting ? 503 : 200, &s, known,
+						 staleness, replica_reads);
+			break;
+		case RR_HTTP_REPLICA:
+			answer_state(a,
+						 s.in_recovery && takes_reads && replica_reads && within ?
+						 200 : 503,
+						 &s, known, staleness, replica_reads);
+			break;
+		case RR_HTTP_READ_ONLY:
+			answer_state(a,
+						 takes_reads && (!s.in_recovery || (replica_reads && within)) ?
+						 200 : 503,
+						 &s, known, staleness, replica_reads);
+			break;
+	}
 }
 
 /* Return the reason phrase of an HTTP status this endpoint uses. */
@@ -609,28 +520,6 @@ client_error(HttpClient *c, int status)
 }
 
 /*
- * Does a request head end in buf[0..len), given that buf[0..from) held no end
- * of head?  Only the bytes from 'from' on are examined, so a client sending
- * one byte at a time costs constant work per byte.
- */
-static bool
-head_complete(const char *buf, int from, int len)
-{
-	for (int i = from; i < len; i++)
-	{
-		if (buf[i] != '\n')
-			continue;
-		/* "\n\n" or "\r\n\r\n" ends here */
-		if (i >= 1 && buf[i - 1] == '\n')
-			return true;
-		if (i >= 3 && buf[i - 1] == '\r' && buf[i - 2] == '\n' &&
-			buf[i - 3] == '\r')
-			return true;
-	}
-	return false;
-}
-
-/*
  * Read what a client sent, with one recv(); answer once its request head is
  * complete.
  */
@@ -640,7 +529,6 @@ client_read(HttpClient *c)
 	int			from = c->len;
 	ssize_t		n = recv(c->sock, c->buf + c->len, RR_HTTP_MAX_REQUEST - c->len,
 						 MSG_DONTWAIT);
-	char	   *eol;
 	HttpAnswer	a;
 	bool		head_only;
 
@@ -654,24 +542,24 @@ client_read(HttpClient *c)
 	c->len += n;
 	c->buf[c->len] = '\0';
 
-	if (memchr(c->buf + from, '\0', n) != NULL)
+	switch (rr_http_head_state(c->buf, from, c->len, RR_HTTP_MAX_REQUEST))
 	{
-		client_error(c, 400);
-		return;
-	}
-	if (!head_complete(c->buf, from, c->len))
-	{
-		if (c->len >= RR_HTTP_MAX_REQUEST)
+		case RR_HTTP_HEAD_PARTIAL:
+			return;
+		case RR_HTTP_HEAD_BAD:
+			client_error(c, 400);
+			return;
+		case RR_HTTP_HEAD_TOO_LARGE:
 			client_error(c, 431);
-		return;
+			return;
+		case RR_HTTP_HEAD_COMPLETE:
+			break;
 	}
 
 	/* the head is complete: answer its request line */
-	eol = strpbrk(c->buf, "\r\n");
-	*eol = '\0';
 	a.content_type = NULL;
 	initStringInfo(&a.body);
-	answer_request(c->buf, &a, &head_only);
+	answer_request(rr_http_request_line(c->buf), &a, &head_only);
 	client_reply(c, &a, head_only);
 }
 

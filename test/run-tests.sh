@@ -31,6 +31,8 @@
 #                       otherwise runs once, before the versions: it builds
 #                       the .deb in a fresh Debian 12 chroot and tests it
 #                       installed in another
+#     RR_SANITIZE=1     build with "make SANITIZE=1" (UndefinedBehaviorSanitizer
+#                       on rr_router's code); any sanitizer report fails the run
 #
 # The tests run in a scratch copy of the tree owned by "postgres", so the
 # checkout itself is left untouched.  On failure the script prints
@@ -110,12 +112,22 @@ run_here()
 	say "copying the tree to $TREE"
 	tar -C "$SRCDIR" --exclude=./.git -cf - . | tar -C "$TREE" -xf -
 
+	# Sanitizers: reports go to files under $WORK/sanitizer (the servers'
+	# stderr is their log, which tests read), checked after the run.
+	BUILD_ARGS=(WERROR=1)
+	SAN_ENV=()
+	if [ "${RR_SANITIZE:-0}" = 1 ]; then
+		BUILD_ARGS+=(SANITIZE=1)
+		mkdir -p "$WORK/sanitizer"
+		SAN_ENV=(UBSAN_OPTIONS="print_stacktrace=1:log_path=$WORK/sanitizer/ubsan")
+	fi
+
 	say "build and install (as root): $("$PG_CONFIG" --version)"
 	# Start from a clean tree: no objects or test output from earlier runs.
 	# Warnings are errors here (WERROR=1): every version must build clean.
 	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" clean >/dev/null
-	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" WERROR=1
-	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" WERROR=1 install
+	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" "${BUILD_ARGS[@]}"
+	make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" "${BUILD_ARGS[@]}" install
 
 	chown -R "$TEST_USER:" "$WORK"
 
@@ -126,6 +138,10 @@ run_here()
 	rc=$?
 	set -e
 
+	if [ "$rc" -eq 0 ] && ! sanitizer_clean; then
+		say "FAILED: sanitizer reports above"
+		exit 1
+	fi
 	if [ "$rc" -eq 0 ]; then
 		# Nothing after prove's summary: it stays the last lines of the log.
 		exit 0
@@ -192,7 +208,20 @@ as_test_user()
 		LANG=C.UTF-8 \
 		TZ=UTC \
 		${CI:+CI="$CI"} \
+		"${SAN_ENV[@]}" \
 		"$@"
+}
+
+# Print every sanitizer report of the run; false if there was one.
+sanitizer_clean()
+{
+	local f found=0
+	[ "${RR_SANITIZE:-0}" = 1 ] || return 0
+	while IFS= read -r f; do
+		found=1
+		print_file "$f" 200
+	done < <(find "$WORK/sanitizer" -type f 2>/dev/null | sort)
+	[ "$found" -eq 0 ]
 }
 
 print_file()
@@ -296,6 +325,7 @@ run_version()
 		set +e
 		bash "$SRCDIR/test/chroot.sh" run "$v" env \
 			${CI:+CI="$CI"} RR_TEST_TIMEOUT="$TIMEOUT" RR_KEEP_TMP="${RR_KEEP_TMP:-0}" \
+			RR_SANITIZE="${RR_SANITIZE:-0}" \
 			bash "${src#"$root"}/test/run-tests.sh" --here --pg "$v" "${MAKE_ARGS[@]}" 2>&1 | tee "$log"
 		rc=${PIPESTATUS[0]}
 		set -e
