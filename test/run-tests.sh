@@ -31,6 +31,11 @@
 #                       otherwise runs once, before the versions: it builds
 #                       the .deb in a fresh Debian 12 chroot and tests it
 #                       installed in another
+#     RR_CHAOS=0        skip the short seeded chaos run (test/chaos/run.sh
+#                       --short, seed RR_CHAOS_SEED, default 20261130) that
+#                       runs once, on this machine's version, after the versions
+#     RR_FUZZ=0         skip the short fuzz run of the HTTP parser
+#                       (test/fuzz/run.sh, RR_FUZZ_SECONDS, default 45)
 #     RR_SANITIZE=1     build with "make SANITIZE=1" (UndefinedBehaviorSanitizer
 #                       on rr_router's code); any sanitizer report fails the run
 #
@@ -353,24 +358,43 @@ run_version()
 
 total_start=$(date +%s)
 
-# The package test needs root (it bootstraps chroots) and runs once, for
-# the package Debian 12 builds (PostgreSQL 15); its result is summarised
-# with the versions'.
-package_status=
-if [ "${RR_PACKAGE_TEST:-1}" != 0 ]; then
-	say "Debian package test (test/package/test-package.sh)"
-	package_start=$(date +%s)
-	if (cd / && bash "$SRCDIR/test/package/test-package.sh"); then
-		package_status="PASSED"
+# Checks that run once, on this machine, beside the versions: the Debian
+# package test (it bootstraps chroots, for the package Debian 12 builds),
+# the short chaos run and the short fuzz run.  Each is a line of the
+# summary; a failure fails the run.
+declare -A ONCE
+run_once()
+{
+	local name=$1 start
+	shift
+	say "$name: $*"
+	start=$(date +%s)
+	if (cd / && "$@"); then
+		ONCE[$name]="PASSED"
 	else
-		package_status="FAILED"
+		ONCE[$name]="FAILED"
 	fi
-	package_status="$package_status ($(secs $(($(date +%s) - package_start))))"
-fi
+	ONCE[$name]="${ONCE[$name]} ($(secs $(($(date +%s) - start))))"
+}
+
+# Only with this machine's own version among those asked for: "--pg 17"
+# runs 17 alone.
+native=0
+for v in $VERSIONS; do
+	rr_pg_native "$v" && native=1
+done
+
+[ "$native" = 0 ] || [ "${RR_PACKAGE_TEST:-1}" = 0 ] ||
+	run_once package bash "$SRCDIR/test/package/test-package.sh"
 
 for v in $VERSIONS; do
 	run_version "$v"
 done
+
+[ "$native" = 0 ] || [ "${RR_CHAOS:-1}" = 0 ] ||
+	run_once chaos bash "$SRCDIR/test/chaos/run.sh" --short --seed "${RR_CHAOS_SEED:-20261130}"
+[ "$native" = 0 ] || [ "${RR_FUZZ:-1}" = 0 ] ||
+	run_once fuzz bash "$SRCDIR/test/fuzz/run.sh" "${RR_FUZZ_SECONDS:-45}"
 
 passed=0 failed=0 skipped=0
 say "summary ($(secs $(($(date +%s) - total_start))) in all)"
@@ -383,10 +407,11 @@ for v in $VERSIONS; do
 	esac
 done
 [ "$skipped" -eq 0 ] || printf '  SKIPPED versions were not tested: the Debian archive could not provide them.\n'
-if [ -n "$package_status" ]; then
-	printf '  package  %s\n' "$package_status"
-	case $package_status in PASSED*) ;; *) failed=$((failed + 1)) ;; esac
-fi
+for name in package chaos fuzz; do
+	[ -n "${ONCE[$name]:-}" ] || continue
+	printf '  %-8s %s\n' "$name" "${ONCE[$name]}"
+	case ${ONCE[$name]} in PASSED*) ;; *) failed=$((failed + 1)) ;; esac
+done
 [ "$failed" -eq 0 ] && rm -rf "$RESULTS"
 echo "versions: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
