@@ -468,12 +468,13 @@ def report_idle(res):
 
 # ================================================================ read-your-writes
 
-RYW_VARIANTS = ["busy_poll", "poll_1ms", "poll_10ms", "rr_wait", "rr_wait+read"]
+RYW_VARIANTS = ["busy_poll", "poll_1ms", "poll_10ms", "rr_wait", "rr_wait_token", "rr_wait+read"]
 RYW_LABELS = {
     "busy_poll": "(a) busy-poll `pg_last_wal_replay_lsn() >= token` (floor)",
     "poll_1ms": "(b) poll every 1 ms",
     "poll_10ms": "(b) poll every 10 ms",
     "rr_wait": "(c) `SELECT rr_wait_for_lsn(token, 5000)`",
+    "rr_wait_token": "(c\") `SELECT rr_wait_for_token('TLI:LSN', 5000)`",
     "rr_wait+read": "(c') rr_wait_for_lsn + the read in one message",
 }
 
@@ -486,6 +487,7 @@ def bench_ryw(srv, res):
     r = psycopg.connect(srv.replica_dsn, autocommit=True)
     poll_sql = "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn"
     wait_sql = "SELECT rr_wait_for_lsn(%s::pg_lsn, 5000)"
+    token_sql = "SELECT rr_wait_for_token(%s, 5000)"
     read_sql = "SELECT v FROM bench_kv WHERE k = 0"
     rng = random.Random(CFG["seed"] + 1)
     data = {v: {"confirm_ms": [], "read_ms": [], "rt_confirm": [], "rt_total": [],
@@ -521,6 +523,10 @@ def bench_ryw(srv, res):
             else:
                 if var == "rr_wait":
                     ok = r.execute(wait_sql, (tok,)).fetchone()[0]
+                    rts = 1
+                elif var == "rr_wait_token":
+                    ttok = p.info.parameter_status("rr_router.last_commit_token")
+                    ok = r.execute(token_sql, (ttok,)).fetchone()[0]
                     rts = 1
                 else:
                     interval = {"busy_poll": 0, "poll_1ms": 0.001, "poll_10ms": 0.010}[var]
