@@ -57,7 +57,6 @@
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "tcop/tcopprot.h"
-#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/pg_lsn.h"
@@ -85,7 +84,6 @@ static bool committing_with_report = false;
  */
 static bool ran_commit_prepared = false;
 
-static ProcessUtility_hook_type prev_process_utility = NULL;
 
 PG_FUNCTION_INFO_V1(rr_last_commit_lsn);
 PG_FUNCTION_INFO_V1(rr_last_commit_token);
@@ -179,34 +177,24 @@ commit_callback(XactEvent event, void *arg)
 	}
 }
 
-/* Note COMMIT PREPARED, then run the utility statement as usual. */
-static void
-commit_lsn_process_utility(PlannedStmt *pstmt, const char *queryString,
-						   bool readOnlyTree, ProcessUtilityContext context,
-						   ParamListInfo params, QueryEnvironment *queryEnv,
-						   DestReceiver *dest, QueryCompletion *qc)
+/*
+ * Note a utility statement about to run at any level (statement.c's
+ * ProcessUtility_hook calls this): COMMIT PREPARED writes a commit record
+ * for a transaction that has no xid in this session.
+ */
+void
+rr_commit_lsn_note_utility(Node *parsetree)
 {
-	Node	   *parsetree = pstmt->utilityStmt;
-
 	if (IsA(parsetree, TransactionStmt) &&
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
 		ran_commit_prepared = true;
-
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context,
-							 params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
 }
 
-/* Register the transaction callback and utility hook; called from _PG_init. */
+/* Register the transaction callback; called from _PG_init. */
 void
 rr_install_commit_callback(void)
 {
 	RegisterXactCallback(commit_callback, NULL);
-	prev_process_utility = ProcessUtility_hook;
-	ProcessUtility_hook = commit_lsn_process_utility;
 }
 
 /*

@@ -15,6 +15,7 @@
 #define RR_COMMIT_LSN_H
 
 #include "access/xlogdefs.h"
+#include "nodes/nodes.h"
 
 /*
  * Names of the GUC_REPORT settings, hence of the ParameterStatus messages,
@@ -27,6 +28,9 @@
 #define RR_TOKEN_BUFSIZE	32
 
 extern void rr_install_commit_callback(void);
+
+/* A utility statement is about to run (COMMIT PREPARED moves the token). */
+extern void rr_commit_lsn_note_utility(Node *parsetree);
 
 /* Format a token as "TLI:LSN", the LSN as pg_lsn prints it. */
 extern void rr_format_token(char *buf, size_t size, TimeLineID tli,

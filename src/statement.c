@@ -43,6 +43,7 @@
 #include "tcop/utility.h"
 #include "utils/snapmgr.h"
 
+#include "commit_lsn.h"
 #include "compat.h"
 #include "statement.h"
 
@@ -134,7 +135,10 @@ statement_executor_finish(QueryDesc *queryDesc)
 	PG_END_TRY();
 }
 
-/* ProcessUtility_hook: every utility statement but EXECUTE is a level. */
+/*
+ * ProcessUtility_hook, rr_router's only one: every utility statement but
+ * EXECUTE is a level; commit_lsn.c notes COMMIT PREPARED.
+ */
 static void
 statement_process_utility(PlannedStmt *pstmt, const char *queryString,
 						  bool readOnlyTree, ProcessUtilityContext context,
@@ -143,6 +147,7 @@ statement_process_utility(PlannedStmt *pstmt, const char *queryString,
 {
 	int			levels = IsA(pstmt->utilityStmt, ExecuteStmt) ? 0 : 1;
 
+	rr_commit_lsn_note_utility(pstmt->utilityStmt);
 	if (nesting_level == 0 && levels == 1 && PlannedStmtRequiresSnapshot(pstmt))
 		statements_in_xact++;
 	nesting_level += levels;

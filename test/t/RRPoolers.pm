@@ -20,6 +20,7 @@ use Exporter 'import';
 use IPC::Run;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
+use RRTest ();
 use Test::More;
 use Time::HiRes qw(time usleep);
 
@@ -242,20 +243,7 @@ sub psql_dsn
 sub bg_psql_dsn
 {
 	my ($dsn, $sql) = @_;
-	my $bg = { out => '', err => '', started => time() };
-	$bg->{in} = "$sql\n\\q\n";
-	$bg->{h} = IPC::Run::start(
-		[ 'psql', '-XAtq', '-d', $dsn, '-f', '-' ],
-		'<' => \$bg->{in},
-		'>' => \$bg->{out},
-		'2>' => \$bg->{err});
-	my $deadline = time() + 10;
-	while (length $bg->{in} && time() < $deadline)
-	{
-		eval { $bg->{h}->pump_nb; 1 } or last;
-		usleep(1_000) if length $bg->{in};
-	}
-	return $bg;
+	return RRTest::bg_psql(undef, $sql, dsn => $dsn);
 }
 
 # Stop pooler $p: SIGINT (fast shutdown for both), then SIGKILL.

@@ -100,20 +100,23 @@ sub quiet_primary
 }
 
 # Start psql in the background on $node running $sql (a script; errors do
-# not stop it).  Options: app (application_name), verbose (1 sets
+# not stop it).  Options: dsn (a connection string instead of $node's, e.g.
+# a pooler's; $node may then be undef), app (application_name), verbose (1 sets
 # VERBOSITY verbose so errors show their SQLSTATE).  Returns a handle for
 # bg_finish.
 sub bg_psql
 {
 	my ($node, $sql, %opt) = @_;
 	my $bg = { out => '', err => '', started => time() };
-	my $connstr = $node->connstr('postgres');
+	# a node, or (undef and) a connection string of its own in dsn
+	my $connstr = $opt{dsn} // $node->connstr('postgres');
+	my $psql = defined $node ? $node->installed_command('psql') : 'psql';
 	$connstr .= " application_name=$opt{app}" if defined $opt{app};
 	$sql = "\\set VERBOSITY verbose\n$sql" if $opt{verbose};
 	# psql reads the script from a pipe IPC::Run keeps open: \q ends it.
 	$bg->{in} = "$sql\n\\q\n";
 	$bg->{h} = IPC::Run::start(
-		[ $node->installed_command('psql'), '-XAtq', '-d', $connstr, '-f', '-' ],
+		[ $psql, '-XAtq', '-d', $connstr, '-f', '-' ],
 		'<' => \$bg->{in},
 		'>' => \$bg->{out},
 		'2>' => \$bg->{err});
