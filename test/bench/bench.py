@@ -80,6 +80,8 @@ CFG = {
     # read-your-writes latency
     "ryw_rounds": env_int("BENCH_RYW_ROUNDS", 800, 80),
     "ryw_gap_ms": env_float("BENCH_RYW_GAP_MS", 2, 2),
+    # recovery_min_apply_delay on the replica, one ryw run per value (0 first)
+    "ryw_apply_delays": env_list("BENCH_RYW_APPLY_DELAY_MS", "0", "0"),
     # herd
     "herd_sizes": env_list("BENCH_HERD_SIZES", "1 10 100 500", "1 10 100"),
     "herd_rounds": env_int("BENCH_HERD_ROUNDS", 10, 2),
@@ -468,7 +470,11 @@ def report_idle(res):
 
 # ================================================================ read-your-writes
 
-RYW_VARIANTS = ["busy_poll", "poll_1ms", "poll_10ms", "rr_wait", "rr_wait_token", "rr_wait+read"]
+RYW_BASE_VARIANTS = ["busy_poll", "poll_1ms", "poll_10ms", "rr_wait", "rr_wait_token", "rr_wait+read"]
+# PostgreSQL 19's own WAIT FOR LSN, measured beside rr_wait_for_lsn in the
+# same rounds when the replica runs 19 or later.
+RYW_CORE_VARIANTS = ["waitfor", "waitfor+read"]
+RYW_VARIANTS = list(RYW_BASE_VARIANTS)
 RYW_LABELS = {
     "busy_poll": "(a) busy-poll `pg_last_wal_replay_lsn() >= token` (floor)",
     "poll_1ms": "(b) poll every 1 ms",
@@ -476,12 +482,58 @@ RYW_LABELS = {
     "rr_wait": "(c) `SELECT rr_wait_for_lsn(token, 5000)`",
     "rr_wait_token": "(c\") `SELECT rr_wait_for_token('TLI:LSN', 5000)`",
     "rr_wait+read": "(c') rr_wait_for_lsn + the read in one message",
+    "waitfor": "(d) core `WAIT FOR LSN 'token' WITH (TIMEOUT '5s', NO_THROW)` (19)",
+    "waitfor+read": "(d') WAIT FOR LSN + the read in one message (19)",
 }
 
 
+def ryw_variants(srv):
+    """The ryw variants for this replica: the base five, plus core's WAIT
+    FOR LSN on 19 and later; BENCH_RYW_VARIANTS narrows the set (busy_poll,
+    poll_1ms, rr_wait and rr_wait+read are always kept: the goals need them)."""
+    vs = list(RYW_BASE_VARIANTS)
+    if int(srv.rq("SHOW server_version_num")[0]) >= 190000:
+        vs += RYW_CORE_VARIANTS
+    want = os.environ.get("BENCH_RYW_VARIANTS", "").replace(",", " ").split()
+    if want:
+        vs = [v for v in vs if v in want or v in ("busy_poll", "poll_1ms", "rr_wait", "rr_wait+read")]
+    return vs
+
+
+def waitfor_sql(tok):
+    """PostgreSQL 19's WAIT FOR LSN for a token, with the same 5 s budget as
+    the rr_wait_for_lsn variants; NO_THROW, so a timeout is a status, not an
+    error.  The LSN is a string literal in its grammar, never a parameter."""
+    if not LSN_RE.fullmatch(str(tok)):
+        raise ValueError(f"not an LSN: {tok!r}")
+    return f"WAIT FOR LSN '{tok}' WITH (TIMEOUT '5s', NO_THROW)"
+
+
 def bench_ryw(srv, res):
+    """The ryw rounds once per recovery_min_apply_delay of
+    BENCH_RYW_APPLY_DELAY_MS: 0 is the read-your-writes case the goals judge
+    (res["ryw"]); with a delay every wait sleeps until replay applies the
+    commit, so the wake-up path itself is what differs (res["ryw_delayed"])."""
+    RYW_VARIANTS[:] = ryw_variants(srv)
+    for delay_ms in CFG["ryw_apply_delays"]:
+        srv.r.execute(f"ALTER SYSTEM SET recovery_min_apply_delay = {int(delay_ms)}")
+        srv.r.execute("SELECT pg_reload_conf()")
+        time.sleep(0.5)
+        srv.catch_up()
+        out = ryw_once(srv, delay_ms)
+        if delay_ms == 0 and "ryw" not in res:
+            res["ryw"] = out
+        else:
+            res.setdefault("ryw_delayed", {})[str(delay_ms)] = out
+    srv.r.execute("ALTER SYSTEM RESET recovery_min_apply_delay")
+    srv.r.execute("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    srv.catch_up()
+
+
+def ryw_once(srv, delay_ms):
     R = CFG["ryw_rounds"]
-    log(f"ryw: {R} rounds x {len(RYW_VARIANTS)} variants")
+    log(f"ryw: {R} rounds x {len(RYW_VARIANTS)} variants, recovery_min_apply_delay {delay_ms} ms")
     p = psycopg.connect(srv.primary_dsn, autocommit=True,
                         options="-c rr_router.report_commit_lsn=on")
     r = psycopg.connect(srv.replica_dsn, autocommit=True)
@@ -500,6 +552,8 @@ def bench_ryw(srv, res):
         p.execute("UPDATE bench_kv SET v = v + 1 WHERE k = 0 RETURNING v")
         r.execute(poll_sql, ("0/0",))
         r.execute(wait_sql, ("0/0",))
+        if "waitfor" in RYW_VARIANTS:
+            r.execute(waitfor_sql("0/0"))
         r.execute(read_sql)
     c0 = srv.wait_counters()
     for _ in range(R):
@@ -512,10 +566,13 @@ def bench_ryw(srv, res):
             tok = p.info.parameter_status("rr_router.last_commit_lsn")
             rts = 0
             ok = True
-            if var == "rr_wait+read":
-                cur = r.execute(f"SELECT rr_wait_for_lsn({lsn_literal(tok)}, 5000); {read_sql}")
+            if var in ("rr_wait+read", "waitfor+read"):
+                if var == "rr_wait+read":
+                    cur = r.execute(f"SELECT rr_wait_for_lsn({lsn_literal(tok)}, 5000); {read_sql}")
+                else:
+                    cur = r.execute(f"{waitfor_sql(tok)}; {read_sql}")
                 t1 = t2 = time.perf_counter()
-                ok = cur.fetchone()[0]
+                ok = cur.fetchone()[0] in (True, "success")
                 cur.nextset()
                 got = cur.fetchone()[0]
                 rts = 1
@@ -527,6 +584,9 @@ def bench_ryw(srv, res):
                 elif var == "rr_wait_token":
                     ttok = p.info.parameter_status("rr_router.last_commit_token")
                     ok = r.execute(token_sql, (ttok,)).fetchone()[0]
+                    rts = 1
+                elif var == "waitfor":
+                    ok = r.execute(waitfor_sql(tok)).fetchone()[0] == "success"
                     rts = 1
                 else:
                     interval = {"busy_poll": 0, "poll_1ms": 0.001, "poll_10ms": 0.010}[var]
@@ -570,8 +630,8 @@ def bench_ryw(srv, res):
         xs = [a * 1e3 for i, a in sleeps if i == iv]
         if xs:
             sl[f"{iv * 1e3:.0f}ms"] = summary(xs)
-    res["ryw"] = {"variants": out, "rr_counters": counters_delta(c0, c1), "actual_sleep_ms": sl,
-                  "samples": {v: data[v]["confirm_ms"] for v in RYW_VARIANTS}}
+    return {"variants": out, "rr_counters": counters_delta(c0, c1), "actual_sleep_ms": sl,
+            "apply_delay_ms": delay_ms, "samples": {v: data[v]["confirm_ms"] for v in RYW_VARIANTS}}
 
 
 def report_ryw(res):
@@ -609,6 +669,18 @@ def report_ryw(res):
               f"- rr_wait p90 / 1 ms polling p90 = **{fmt(ratio(rr['p90'], p1['p90']))}** "
               f"(goal <= {GOALS['p90_vs_poll1']})",
               f"- rr_wait p99 / busy-poll p99 = {fmt(ratio(rr['p99'], b['p99']))}",
+              ]
+    if "waitfor" in d:
+        wf = d["waitfor"]["confirm"]
+        lines += [f"- WAIT FOR LSN p50 / busy-poll p50 = **{fmt(ratio(wf['p50'], b['p50']))}**, "
+                  f"p99 / busy-poll p99 = {fmt(ratio(wf['p99'], b['p99']))}",
+                  f"- rr_wait / WAIT FOR LSN: p50 **{fmt(ratio(rr['p50'], wf['p50']))}**, "
+                  f"p90 {fmt(ratio(rr['p90'], wf['p90']))}, p99 {fmt(ratio(rr['p99'], wf['p99']))}"]
+        if "rr_wait+read" in d and "waitfor+read" in d:
+            a, c = d["rr_wait+read"]["confirm"], d["waitfor+read"]["confirm"]
+            lines.append(f"- one message each, wait + read: rr / WAIT FOR p50 "
+                         f"{fmt(ratio(a['p50'], c['p50']))}, p99 {fmt(ratio(a['p99'], c['p99']))}")
+    lines += [
               f"- rr_wait_for_lsn calls during this section (rr_status): {cnt['waits']:.0f}, of which "
               f"slept and were woken {cnt['woken']:.0f}, answered at once {cnt['immediate']:.0f}, "
               f"timed out {cnt['timed_out']:.0f}; server-side mean {cnt['time_total_ms'] / max(cnt['waits'], 1):.3f} ms."]
@@ -616,6 +688,34 @@ def report_ryw(res):
     if sl:
         lines.append("- Client sleeps actually lasted: " + ", ".join(
             f"{k}: p50 {v['p50']:.3f} ms" for k, v in sl.items()))
+    return "\n".join(lines)
+
+
+def report_ryw_delayed(res):
+    lines = ["## Read-your-writes with an apply delay: the wake-up path", "",
+             "The same rounds with `recovery_min_apply_delay` on the replica: every wait (and "
+             "every poll) is sent before replay applies the commit, so each wait sleeps and is "
+             "woken by replay; the delay is in every variant alike. Confirm latency, ms:", ""]
+    for dkey, run in res["ryw_delayed"].items():
+        d = run["variants"]
+        b = d["busy_poll"]["confirm"]
+        rows = []
+        for var in RYW_VARIANTS:
+            if var not in d:
+                continue
+            c = d[var]["confirm"]
+            rows.append([RYW_LABELS[var], c.get("n"), c.get("p50"), c.get("p90"), c.get("p99"),
+                         c.get("max"), fmt(ratio(c["p50"], b["p50"])), fmt(ratio(c["p99"], b["p99"])),
+                         str(d[var]["stale_reads"]), str(d[var]["failed"])])
+        cnt = run["rr_counters"]
+        lines += [f"Apply delay {dkey} ms (rr_wait_for_lsn calls slept and woken: "
+                  f"{cnt['woken']:.0f} of {cnt['waits']:.0f}):", "",
+                  md_table(["variant", "n", "p50", "p90", "p99", "max", "p50 / floor", "p99 / floor",
+                            "stale", "timed out"], rows), ""]
+        if "waitfor" in d:
+            rr, wf = d["rr_wait"]["confirm"], d["waitfor"]["confirm"]
+            lines += [f"- rr_wait / WAIT FOR LSN: p50 **{fmt(ratio(rr['p50'], wf['p50']))}**, "
+                      f"p90 {fmt(ratio(rr['p90'], wf['p90']))}, p99 {fmt(ratio(rr['p99'], wf['p99']))}", ""]
     return "\n".join(lines)
 
 
@@ -2010,7 +2110,8 @@ def main():
     res["duration_s"] = time.monotonic() - t_start
 
     parts = [report_env(env, res), report_goals(res)]
-    for s, fn in (("ryw", report_ryw), ("herd", report_herd), ("parked", report_parked),
+    for s, fn in (("ryw", report_ryw), ("ryw_delayed", report_ryw_delayed),
+                  ("herd", report_herd), ("parked", report_parked),
                   ("scaling", report_scaling),
                   ("mixed", report_mixed), ("conflict", report_conflict), ("idle", report_idle),
                   ("pgbench", report_pgbench)):

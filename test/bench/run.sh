@@ -31,12 +31,18 @@
 #     BENCH_NO_BUILD=1     skip dependencies, build and install
 #     BENCH_KEEP=1         keep the servers and the scratch directory
 #     BENCH_OUT            where to copy the report (default test/bench/out)
+#     BENCH_PG_VERSION     the PostgreSQL major version (default 15); other
+#                          versions run inside their chroot, from a copy of
+#                          the tree (see test/bench/README.md)
+#     BENCH_SOURCE_VERSION what the report names as the build (default: git
+#                          describe of the tree; a copy has no .git)
 #
 # As root the servers and the clients run as the "postgres" account.
 
 set -euo pipefail
 
-PG_BINDIR=/usr/lib/postgresql/15/bin
+PG_VERSION=${BENCH_PG_VERSION:-15}
+PG_BINDIR=/usr/lib/postgresql/$PG_VERSION/bin
 PG_CONFIG=$PG_BINDIR/pg_config
 PYTHON=/usr/bin/python3
 PRIMARY_PORT=${BENCH_PRIMARY_PORT:-56432}
@@ -105,7 +111,7 @@ build_and_install() {
 	local build=$WORK/build
 	[ "$(id -u)" -eq 0 ] || die "run as root to build and install (or set BENCH_NO_BUILD=1)"
 	if [ -f "$SRCDIR/test/deps.sh" ]; then
-		bash "$SRCDIR/test/deps.sh"
+		RR_PG_VERSION=$PG_VERSION bash "$SRCDIR/test/deps.sh"
 	fi
 	say "build and install rr_router (log: $WORK/build.log)"
 	mkdir "$build"
@@ -223,7 +229,7 @@ main() {
 			die "BENCH_SOURCE=$BENCH_SOURCE is not a commit of $SRCDIR"
 		SOURCE_VERSION="$(git -C "$SRCDIR" rev-parse --short "$SOURCE_REV") (git archive; working tree not built)"
 	else
-		SOURCE_VERSION=$(git -C "$SRCDIR" describe --always --dirty 2>/dev/null || echo unknown)
+		SOURCE_VERSION=${BENCH_SOURCE_VERSION:-$(git -C "$SRCDIR" describe --always --dirty 2>/dev/null || echo unknown)}
 	fi
 	for p in "$PRIMARY_PORT" "$REPLICA_PORT"; do
 		port_in_use "$p" && die "port $p is in use (BENCH_PRIMARY_PORT / BENCH_REPLICA_PORT)"
