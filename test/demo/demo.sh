@@ -307,12 +307,25 @@ scenario() {
 	show replica2 -c '\timing on' -c "SELECT rr_wait_for_lsn('$TOKEN', 200)"
 	note "   false after 200 ms: the application sends this read to the primary instead."
 
-	say "5. The token with no extra query: rr_router.report_commit_lsn = on"
+	say "5. A token that survives failover names the timeline too"
+	note "   rr_last_commit_token() is 'TLI:LSN'. rr_wait_for_token() waits like"
+	note "   rr_wait_for_lsn(), and raises RR001 instead of answering true when a"
+	note "   failover lost the write (rr_wait_for_lsn cannot tell)."
+	local out ttoken
+	out=$(show primary -c "INSERT INTO orders (id, item) VALUES (10, 'grinder')" \
+		-c "SELECT rr_last_commit_token() AS token" 2>&1) || { printf '%s\n' "$out"; return 1; }
+	printf '%s\n\n' "$out"
+	ttoken=$(printf '%s\n' "$out" | grep -Eo '^ *[0-9]+:[0-9A-F]+/[0-9A-F]+ *$' | tail -n 1 | tr -d ' ')
+	[ -n "$ttoken" ] || die "no token in the output above"
+	show replica2 -c '\timing on' -c "SELECT rr_wait_for_token('$ttoken', 5000)" \
+		-c "SELECT * FROM orders WHERE id = 10"
+
+	say "6. The token with no extra query: rr_router.report_commit_lsn = on"
 	note "   The server then reports the token after each commit as the ParameterStatus"
 	note "   rr_router.last_commit_lsn. The same pattern from Python (psycopg 3):"
 	python_step
 
-	say "6. rr_waiters lists the sessions waiting right now"
+	say "7. rr_waiters lists the sessions waiting right now"
 	write_order 4 'grinder'
 	bg_out=$DEMO_DIR/background_waiter.out
 	note "   A background session on replica 2 waits for token $TOKEN (timeout 5000 ms):"
@@ -330,13 +343,13 @@ scenario() {
 	wait "$waiter_pid" || true
 	note "   The background session's answer once replay passed its token: $(cat "$bg_out")"
 
-	say "7. rr_status on replica 2 (psql \\x): replication state and the wait counters"
+	say "8. rr_status on replica 2 (psql \\x): replication state and the wait counters"
 	show replica2 -c '\x on' -c "SELECT * FROM rr_status"
 	note "   Of the waits: waits_immediate answered without sleeping, waits_woken slept"
 	note "   until replay reached their token, waits_timed_out returned false after their"
 	note "   timeout, waits_cancelled were ended by cancel, termination or an error."
 
-	say "8. How old may each server's data be? rr_staleness() and rr_is_fresh()"
+	say "9. How old may each server's data be? rr_staleness() and rr_is_fresh()"
 	note "   An upper bound, proven by replayed WAL (commit records and the primary's"
 	note "   heartbeat), so it stays honest when the primary is idle or a replica is cut off."
 	note "   One more order is written on the primary; a second later:"
