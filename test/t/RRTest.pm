@@ -78,8 +78,24 @@ sub rr_replica
 		: "shared_preload_libraries = ''");
 	$node->append_conf('postgresql.conf', $opt{conf}) if defined $opt{conf};
 	$node->start;
-	$primary->wait_for_catchup($node);
+	catch_up_seen_by_primary($primary, $node);
 	return $node;
+}
+
+# Wait until $primary's pg_stat_replication shows $standby replayed all WAL
+# written so far.  Unlike wait_for_catchup(), which PostgreSQL 19's test
+# framework answers with WAIT FOR LSN on the standby, this never connects
+# to the standby, so it works with hot_standby = off too.
+sub catch_up_seen_by_primary
+{
+	my ($primary, $standby) = @_;
+	my $lsn = $primary->safe_psql('postgres', 'SELECT pg_current_wal_insert_lsn()');
+	my $name = $standby->name;
+	poll_until($primary,
+		"SELECT coalesce(bool_or(replay_lsn >= '$lsn'), false) FROM pg_stat_replication "
+		  . "WHERE application_name IN ('$name', 'walreceiver')", 't', 180)
+	  or die "$name did not catch up to $lsn";
+	return;
 }
 
 # If this build has rr_router.heartbeat_interval, turn the heartbeat off on
