@@ -480,7 +480,7 @@ rr_token_verdict(const RRToken *token, TimeLineID server_tli,
 }
 
 /*
- * The hint of RR001, inside its ereport(): a primary has nowhere better to
+ * The hint of RR001, given inside its error report: a primary has nowhere better to
  * send the reader.
  */
 static int
