@@ -480,8 +480,8 @@ rr_token_verdict(const RRToken *token, TimeLineID server_tli,
 }
 
 /*
- * The hint of RR001, given inside its error report: a primary has nowhere better to
- * send the reader.
+ * The hint of RR001, given inside its error report: a primary has nowhere
+ * better to send the reader.
  */
 static int
 lost_token_hint(bool in_recovery)
