@@ -5,7 +5,7 @@
 # open and close connections in bursts of 32 (at most 1500 each, for at most
 # 4 s, loopback only) while two more hold 32 connections that each send one
 # byte at a time, never completing a request.  Meanwhile the replica's
-# worker, sampling every 10 ms, must keep its cadence (no gap over 30 ms in
+# worker, sampling every 25 ms, must keep its cadence (no gap over 75 ms in
 # rr_lag_history) and waiters must be woken as promptly as without the
 # flood.  The endpoint must answer afterwards, and the worker must never
 # have restarted.
@@ -28,7 +28,9 @@ use RRTest;
 use Test::More;
 use Time::HiRes qw(time usleep);
 
-my $sample_ms = 10;
+# 25 ms rather than 10: on 2 cores the scheduler alone delayed 10 ms
+# samples by up to 32 ms with no flood at all (full runs under load).
+my $sample_ms = 25;
 my $hport = PostgreSQL::Test::Cluster::get_free_port();
 my $primary = rr_primary('primary');
 $primary->safe_psql('postgres', 'CREATE TABLE t(id serial, v text)');
