@@ -225,6 +225,10 @@ $primary->wait_for_catchup($replica);
 # the next heartbeat (at most 1 s away) or commit.
 poll_until($replica, 'SELECT rr_staleness() IS NOT NULL')
   or die 'the replica never learnt its staleness';
+# Its lag is known once the walsender has told it where the primary is,
+# which can come a moment later (it failed once on 19 without this).
+poll_until($replica, 'SELECT lag_bytes IS NOT NULL FROM rr_status')
+  or die 'the replica never learnt its lag';
 $st = check_path($rport, '/health', 200, 'fresh replica');
 is($st->{role}, 'replica', 'fresh replica: role=replica');
 is($st->{replica_reads}, 'on', 'fresh replica: replica_reads on');
