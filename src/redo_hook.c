@@ -22,8 +22,9 @@
  *	  time), no "first record?" test (the first record re-points the
  *	  startup process's copy of the table), then the call of the original
  *	  routine and one atomic load compared with the record's end (see
- *	  wait.c's NOTES for why no barrier is needed); the waiter lock is
- *	  taken only when a waiter's target has been reached.
+ *	  wait.c's NOTES for why no barrier is needed); when a waiter's target
+ *	  has been reached, one atomic exchange and one SetLatch(), never the
+ *	  waiter lock.
  *	  Commit and abort records also store the primary time they prove
  *	  (staleness.c), inline: one store, to a line only the startup
  *	  process writes; heartbeats, rare, go through heartbeat.c.  By the time the original redo routine returns,

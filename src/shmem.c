@@ -16,15 +16,16 @@
  *
  *	  - 'lock' (LWLock, tranche "rr_router") guards the waiter queue and
  *	    every RRWaiter slot.  Waiters take it in exclusive mode to enter and
- *	    leave the queue; wakers (startup process, worker) take it exclusive
- *	    to pop the waiters whose target has been replayed, and set their
- *	    latches only after releasing it; rr_waiters takes it shared to copy
- *	    the queue.
+ *	    leave the queue; wakers (waiting backends, the worker) take it
+ *	    exclusive to pop the waiters whose target has been replayed, and set
+ *	    their latches only after releasing it; rr_waiters takes it shared to
+ *	    copy the queue.  The startup process never takes it.
  *
  *	  - atomics: 'replayed_lsn', 'as_of' and 'startup_procno' have one
  *	    writer, the startup process; 'replay_blocked' and 'replica_reads'
- *	    have one writer, the worker; 'min_waited_lsn' is only written under
- *	    'lock'; 'worker_procno' is written by the worker as it starts and
+ *	    have one writer, the worker; 'min_waited_lsn' and 'head_procno' are
+ *	    only written under 'lock'; 'wake_pending' is set by the startup
+ *	    process and cleared by wakers (wait.c); 'worker_procno' is written by the worker as it starts and
  *	    exits; the wait counters are added to by every waiter, the longest
  *	    wait with a compare-and-swap loop.  All are read without a lock.
  *
@@ -87,6 +88,8 @@ rr_shmem_startup(void)
 		pg_atomic_init_u32(&rr_shared->replica_reads, rr_replica_reads ? 1 : 0);
 		pg_atomic_init_u64(&rr_shared->replayed_lsn, InvalidXLogRecPtr);
 		pg_atomic_init_u64(&rr_shared->min_waited_lsn, PG_UINT64_MAX);
+		pg_atomic_init_u32(&rr_shared->head_procno, PG_UINT32_MAX);
+		pg_atomic_init_u32(&rr_shared->wake_pending, 0);
 		pg_atomic_init_u64(&rr_shared->as_of, 0);
 		pg_atomic_init_u32(&rr_shared->startup_procno, PG_UINT32_MAX);
 		pg_atomic_init_u32(&rr_shared->replay_blocked, 0);

@@ -127,6 +127,21 @@ typedef struct RRShared
 	 */
 	pg_atomic_uint64 min_waited_lsn;
 
+	/*
+	 * The PGPROC number of the waiter with that smallest target, or
+	 * PG_UINT32_MAX; written with min_waited_lsn, under 'lock'.  The startup
+	 * process sets its latch, and only its, when replay reaches the target.
+	 */
+	pg_atomic_uint32 head_procno;
+
+	/*
+	 * Set by the startup process when replay reaches min_waited_lsn (1), and
+	 * cleared by whoever then pops the waiters replay has satisfied (0);
+	 * while it is set, the startup process signals nobody.  wait.c's NOTES
+	 * say why no wake-up is lost.
+	 */
+	pg_atomic_uint32 wake_pending;
+
 	/* The waiter queue, ordered by target, and its slots, under 'lock'. */
 	LWLock	   *lock;
 	pairingheap waiters;

@@ -5,27 +5,58 @@
  *	  causality token, woken the moment it does.
  *
  * A waiting backend enters a queue in shared memory ordered by target LSN
- * and sleeps on its latch.  Whoever learns that replay has advanced -- the
- * startup process after every record (redo_hook.c), and the worker at every
- * sample as a safety net -- pops the waiters whose target has been reached
- * and sets their latches.  Nobody polls.
+ * and sleeps on its latch.  When replay reaches the smallest target, the
+ * startup process (redo_hook.c) sets the latch of that one waiter, which
+ * pops every waiter replay has satisfied and sets their latches; the worker
+ * does the same as a safety net.  Nobody polls, and replay never waits for
+ * the queue's lock.
  *
  * NOTES
- *	  Locking follows PostgreSQL 19's xlogwait.c.  The queue and the RRWaiter
- *	  slots are protected by RRShared.lock.  A backend only ever touches its
- *	  own slot (indexed by its PGPROC number) and does so under the lock; a
- *	  waker may clear another backend's 'in_queue' while popping it, also
- *	  under the lock, which is why removal is idempotent.  Wakers collect the
- *	  latches to set under the lock and set them after releasing it, in
- *	  batches, so the startup process never holds the lock while signalling.
+ *	  The queue and the RRWaiter slots are protected by RRShared.lock.  A
+ *	  backend only ever touches its own slot (indexed by its PGPROC number)
+ *	  and does so under the lock; a waker may clear another backend's
+ *	  'in_queue' while popping it, also under the lock, which is why removal
+ *	  is idempotent.  Wakers collect the latches to set under the lock and
+ *	  set them after releasing it, in batches.
  *
  *	  The startup process pays one atomic read per replayed record: after a
- *	  record's redo it compares the record's end with min_waited_lsn, and
- *	  only when a waiter's target is reached does it publish the position
+ *	  record's redo it compares the record's end with min_waited_lsn.  Only
+ *	  when a waiter's target is reached does it publish the position
  *	  (replayed_lsn, so the woken waiter finds its target reached before the
- *	  core has advanced its own position) and take the lock.  There is no
- *	  barrier on the common path, so a wake-up can be missed, but only for
- *	  one record and for at most RR_FIRST_SLEEP_MS: a waiter publishes its
+ *	  core has advanced its own position), set wake_pending with an atomic
+ *	  exchange and, if that was clear, set the latch of the head waiter
+ *	  (head_procno).  It never takes the lock: popping the queue and setting
+ *	  the other waiters' latches is left to the backends (rr_wake_waiters()),
+ *	  where it costs replay nothing.  PostgreSQL 19's xlogwait.c has the
+ *	  startup process do that work under its lock instead.
+ *
+ *	  Why the hand-over loses no wake-up.  Three rules: (1) every process
+ *	  that changes the queue, after releasing the lock, runs
+ *	  rr_wake_waiters(), which clears wake_pending with an atomic exchange,
+ *	  then reads replayed_lsn and pops every waiter it satisfies, until
+ *	  min_waited_lsn lies beyond it; (2) a waiter runs rr_wake_waiters()
+ *	  every time it wakes up; (3) the startup process exchanges wake_pending
+ *	  for every record that reaches min_waited_lsn, after publishing
+ *	  replayed_lsn, and reads head_procno only after that exchange.  All
+ *	  exchanges of wake_pending are ordered; take a record ending at E whose
+ *	  exchange found wake_pending clear and whose waker read head H.  If H
+ *	  was still the head, it is a waiter: its latch is set after that
+ *	  exchange, so its next rr_wake_waiters() clears wake_pending after it
+ *	  and sees E.  If H was no longer the head, the process that changed the
+ *	  queue either cleared wake_pending after the startup process's exchange
+ *	  (and sees E: rule 1) or before it, and then wrote the new head before
+ *	  it, so the startup process read that head, not H.  A record whose
+ *	  exchange found wake_pending already set is covered by the exchange
+ *	  that set it: the clear that follows comes after both and sees E.  In
+ *	  every case some process pops the waiters E satisfies.  A process that
+ *	  dies between the change and rule 1 can only do so through proc_exit,
+ *	  whose cleanup removes it from the queue and runs rule 1, or through a
+ *	  crash, which resets shared memory.  As a backstop the worker also runs
+ *	  rr_wake_waiters() every RR_CONFLICT_CHECK_MS while anyone waits.
+ *
+ *	  The per-record comparison has no barrier, so a waiter that has just
+ *	  entered the queue can be missed, but only for one record and for at
+ *	  most RR_FIRST_SLEEP_MS: a waiter publishes its
  *	  target (queue insert, then min_waited_lsn, released by the LWLock) and
  *	  then reads the replay position, which the core updates under its
  *	  info_lck after every record.  If that read comes after the core's
@@ -153,15 +184,22 @@ rr_wait_queue_init(pairingheap *heap)
 	heap->ph_root = NULL;
 }
 
-/* Recompute min_waited_lsn; caller holds the lock exclusively. */
+/* Recompute min_waited_lsn and head_procno; caller holds the lock exclusively. */
 static void
 update_min_waited_lsn(void)
 {
 	uint64		min = PG_UINT64_MAX;
+	uint32		head = PG_UINT32_MAX;
 
 	if (!pairingheap_is_empty(&rr_shared->waiters))
-		min = pairingheap_container(RRWaiter, node,
-									pairingheap_first(&rr_shared->waiters))->target;
+	{
+		RRWaiter   *w = pairingheap_container(RRWaiter, node,
+											  pairingheap_first(&rr_shared->waiters));
+
+		min = w->target;
+		head = w - rr_shared->slots;
+	}
+	pg_atomic_write_u32(&rr_shared->head_procno, head);
 	pg_atomic_write_u64(&rr_shared->min_waited_lsn, min);
 }
 
@@ -229,23 +267,38 @@ queue_remove(void)
 		update_min_waited_lsn();
 	}
 	LWLockRelease(rr_shared->lock);
+
+	/* a wake-up meant for the head may have come to us (NOTES, rule 1) */
+	rr_wake_waiters(InvalidXLogRecPtr, false);
 }
 
-/* Pop the waiters 'replayed' satisfies (all with 'all') and set latches. */
+/*
+ * Pop the waiters 'replayed' -- or the redo hook's position, if further --
+ * satisfies (all with 'all') and set their latches.  Clears wake_pending
+ * first and goes on until nobody waits for what has been replayed, so it
+ * also serves any wake-up the startup process asked for (NOTES).
+ */
 void
 rr_wake_waiters(XLogRecPtr replayed, bool all)
 {
-	bool		more;
-
-	/* nobody to wake: skip the lock (see NOTES for why this is safe) */
-	if (pg_atomic_read_u64(&rr_shared->min_waited_lsn) >
-		(all ? PG_UINT64_MAX - 1 : replayed))
-		return;
-
-	do
+	for (;;)
 	{
 		int			procnos[RR_WAKE_BATCH];
 		int			n = 0;
+		bool		more;
+
+		if (!all)
+		{
+			/* the exchange is a full barrier: replayed_lsn is read after it */
+			(void) pg_atomic_exchange_u32(&rr_shared->wake_pending, 0);
+			replayed = Max(replayed,
+						   pg_atomic_read_u64(&rr_shared->replayed_lsn));
+		}
+
+		/* nobody to wake: skip the lock (see NOTES for why this is safe) */
+		if (pg_atomic_read_u64(&rr_shared->min_waited_lsn) >
+			(all ? PG_UINT64_MAX - 1 : replayed))
+			return;
 
 		LWLockAcquire(rr_shared->lock, LW_EXCLUSIVE);
 		while (n < RR_WAKE_BATCH && !pairingheap_is_empty(&rr_shared->waiters))
@@ -264,14 +317,23 @@ rr_wake_waiters(XLogRecPtr replayed, bool all)
 		LWLockRelease(rr_shared->lock);
 
 		for (int i = 0; i < n; i++)
-			SetLatch(&RR_PROC_BY_NUMBER(procnos[i])->procLatch);
-	} while (more);
+		{
+			/* a waiter that pops itself is awake already */
+			if (procnos[i] != RR_MY_PROC_NUMBER)
+				SetLatch(&RR_PROC_BY_NUMBER(procnos[i])->procLatch);
+		}
+
+		/* everyone woken: now serve what the startup process asked for */
+		if (all && !more)
+			all = false;
+	}
 }
 
 /*
  * Startup process: replay of a record ending at 'end' has reached a
  * waiter's target (rr_note_replayed() checked): publish the position, then
- * wake the waiters it satisfies.
+ * hand the wake-up to the head waiter unless one is already pending.  No
+ * lock is taken here (NOTES).
  */
 void
 rr_wake_replayed(XLogRecPtr end)
@@ -283,7 +345,13 @@ rr_wake_replayed(XLogRecPtr end)
 	 */
 	pg_write_barrier();
 	pg_atomic_write_u64(&rr_shared->replayed_lsn, end);
-	rr_wake_waiters(end, false);
+	if (pg_atomic_exchange_u32(&rr_shared->wake_pending, 1) == 0)
+	{
+		uint32		head = pg_atomic_read_u32(&rr_shared->head_procno);
+
+		if (head != PG_UINT32_MAX)
+			SetLatch(&RR_PROC_BY_NUMBER(head)->procLatch);
+	}
 }
 
 /* Startup process: publish its PGPROC number for the conflict check. */
@@ -607,6 +675,12 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 			for (;;)
 			{
 				int64		left_ms;
+
+				/*
+				 * Woken, or just queued: pop whoever replay has satisfied,
+				 * this backend included (NOTES, rules 1 and 2).
+				 */
+				rr_wake_waiters(InvalidXLogRecPtr, false);
 
 				/* check only after being in the queue: see NOTES */
 				state = wait_state(spec, started, true);

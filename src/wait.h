@@ -56,7 +56,7 @@ extern void rr_wake_replayed(XLogRecPtr end);
 
 /*
  * Called by the startup process after replaying a record that ends at
- * 'end': wakes the waiters it satisfies.  Once per replayed record, so the
+ * 'end': has the waiters it satisfies woken.  Once per replayed record, so the
  * common path is one atomic read (see wait.c's NOTES for why that loses
  * no wake-up for longer than a waiter's first sleep).
  */
@@ -68,8 +68,10 @@ rr_note_replayed(XLogRecPtr end)
 }
 
 /*
- * Wake waiters whose target is at or before 'replayed'; with 'all', wake
- * every waiter so it re-examines its state (kill switch, promotion).
+ * Wake waiters whose target is at or before 'replayed' (or the redo hook's
+ * position), serving any wake-up the startup process handed over; with
+ * 'all', wake every waiter first so it re-examines its state (kill switch,
+ * promotion).
  */
 extern void rr_wake_waiters(XLogRecPtr replayed, bool all);
 

@@ -334,6 +334,11 @@ rr_worker_main(Datum main_arg)
 
 		watching = rr_check_replay_blocked(was_in_recovery);
 
+		/* backstop for the hand-over of wake-ups (wait.c's NOTES) */
+		if (was_in_recovery &&
+			pg_atomic_read_u64(&rr_shared->min_waited_lsn) != PG_UINT64_MAX)
+			rr_wake_waiters(rr_replayed_upto(), false);
+
 		MemoryContextSwitchTo(old_cxt);
 
 		/* a clock stepped back must not stop sampling and heartbeats */
