@@ -139,14 +139,24 @@ run_here()
 	say "make installcheck (as $TEST_USER)"
 	set +e
 	as_test_user timeout --kill-after=30 "$TIMEOUT" \
-		make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" installcheck "${MAKE_ARGS[@]}" 2>&1
-	rc=$?
+		make --no-print-directory -C "$TREE" PG_CONFIG="$PG_CONFIG" installcheck "${MAKE_ARGS[@]}" 2>&1 |
+		tee "$WORK/installcheck.out"
+	rc=${PIPESTATUS[0]}
 	set -e
+
+	# PostgreSQL 19's test framework ends a script that dies before its
+	# first check with an empty plan, which prove reports as "skipped" (our
+	# own skips always give a reason): that is a failure.
+	if [ "$rc" -eq 0 ] && grep -q 'skipped: (no reason given)' "$WORK/installcheck.out"; then
+		echo "run-tests: a TAP test died before its first check (reported as skipped above)" >&2
+		rc=1
+	fi
 
 	if [ "$rc" -eq 0 ] && ! sanitizer_clean; then
 		say "FAILED: sanitizer reports above"
 		exit 1
 	fi
+
 	if [ "$rc" -eq 0 ]; then
 		# Nothing after prove's summary: it stays the last lines of the log.
 		exit 0
@@ -286,6 +296,8 @@ counts()
 	local log=$1 reg tap
 	reg=$(grep -oE 'All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed' "$log" | tail -n 1 || true)
 	tap=$(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$log" | tail -n 1 || true)
+	grep -q 'regress/pg_regress --inputdir' "$log" || reg=${reg:-not run}
+	grep -q 'prove ' "$log" || tap=${tap:-not run}
 	printf 'pg_regress: %s; TAP: %s' "${reg:-did not finish}" "${tap:-did not finish}"
 }
 
