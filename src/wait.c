@@ -31,7 +31,7 @@
  *	  startup process do that work under its lock instead.
  *
  *	  Why the hand-over loses no wake-up.  Three rules: (1) every process
- *	  that changes the queue, after releasing the lock, runs
+ *	  that takes a waiter out of the queue, after releasing the lock, runs
  *	  rr_wake_waiters(), which clears wake_pending with an atomic exchange,
  *	  then reads replayed_lsn and pops every waiter it satisfies, until
  *	  min_waited_lsn lies beyond it; (2) a waiter runs rr_wake_waiters()
@@ -42,23 +42,25 @@
  *	  exchange found wake_pending clear and whose waker read head H.  If H
  *	  was still the head, it is a waiter: its latch is set after that
  *	  exchange, so its next rr_wake_waiters() clears wake_pending after it
- *	  and sees E.  If H was no longer the head, the process that changed the
- *	  queue either cleared wake_pending after the startup process's exchange
- *	  (and sees E: rule 1) or before it, and then wrote the new head before
- *	  it, so the startup process read that head, not H.  A record whose
- *	  exchange found wake_pending already set is covered by the exchange
- *	  that set it: the clear that follows comes after both and sees E.  In
- *	  every case some process pops the waiters E satisfies.  A process that
- *	  dies between the change and rule 1 can only do so through proc_exit,
+ *	  and sees E.  If H was no longer the head because a waiter entered the
+ *	  queue in front of it, H still waits and rule 2 applies to it.  If H
+ *	  was taken out of the queue, the process that took it out either
+ *	  cleared wake_pending after the startup process's exchange (and sees
+ *	  E: rule 1) or before it, and then wrote the new head before it, so the
+ *	  startup process read that head, not H.  A record whose exchange found
+ *	  wake_pending already set is covered by the exchange that set it: the
+ *	  clear that follows comes after both and sees E.  In every case some
+ *	  process pops the waiters E satisfies.  A process that dies between
+ *	  taking a waiter out and rule 1 can only do so through proc_exit,
  *	  whose cleanup removes it from the queue and runs rule 1, or through a
  *	  crash, which resets shared memory.  As a backstop the worker also runs
  *	  rr_wake_waiters() every RR_CONFLICT_CHECK_MS while anyone waits.
  *
  *	  The per-record comparison has no barrier, so a waiter that has just
  *	  entered the queue can be missed, but only for one record and for at
- *	  most RR_FIRST_SLEEP_MS: a waiter publishes its
- *	  target (queue insert, then min_waited_lsn, released by the LWLock) and
- *	  then reads the replay position, which the core updates under its
+ *	  most RR_FIRST_SLEEP_MS: a waiter publishes its target (queue insert,
+ *	  then min_waited_lsn, released by the LWLock) and then reads the
+ *	  replay position, which the core updates under its
  *	  info_lck after every record.  If that read comes after the core's
  *	  update for record N, the waiter sees N replayed.  If it comes before,
  *	  the waiter's spinlock section precedes the core's for N, so the redo
@@ -184,7 +186,10 @@ rr_wait_queue_init(pairingheap *heap)
 	heap->ph_root = NULL;
 }
 
-/* Recompute min_waited_lsn and head_procno; caller holds the lock exclusively. */
+/*
+ * Recompute min_waited_lsn and head_procno; caller holds the lock
+ * exclusively.
+ */
 static void
 update_min_waited_lsn(void)
 {
@@ -676,12 +681,6 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 			{
 				int64		left_ms;
 
-				/*
-				 * Woken, or just queued: pop whoever replay has satisfied,
-				 * this backend included (NOTES, rules 1 and 2).
-				 */
-				rr_wake_waiters(InvalidXLogRecPtr, false);
-
 				/* check only after being in the queue: see NOTES */
 				state = wait_state(spec, started, true);
 				if (state != RR_STATE_WAITING)
@@ -715,6 +714,12 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 				slept = true;
 				just_queued = false;
 				CHECK_FOR_INTERRUPTS();
+
+				/*
+				 * Woken: pop whoever replay has satisfied, this backend
+				 * included (NOTES, rule 2).
+				 */
+				rr_wake_waiters(InvalidXLogRecPtr, false);
 			}
 		}
 		PG_END_ENSURE_ERROR_CLEANUP(wait_cleanup, (Datum) 0);
