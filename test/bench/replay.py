@@ -597,7 +597,7 @@ async def replay_gated(cl, info, args, variant, state, bindir=None):
             out["waits"] = len(loops["rr"]) if variant != "plain" else loops["plain"]
             out["errors"] = loops["errors"]
             if variant != "plain":
-                out["lateness"] = lateness(loops["rr"], trace)
+                out["lateness"] = lateness(loops["rr"], trace, end)
                 out["trace_gap_us"] = bench.summary(
                     [(b[0] - a[0]) * 1e6 for a, b in zip(trace, trace[1:])])
         if wc0 is not None:
@@ -634,20 +634,26 @@ def parse_trace(notices):
     return out
 
 
-def lateness(waits, trace):
+def lateness(waits, trace, end):
     """For each wait (ok, return time, target): how long after replay
     passed its target it returned.  Replay passed T between the last trace
     sample below T (t_b) and the first at or above it (t_a): 'upper' =
-    return - t_b (a bound: at most this late), 'lower' = return - t_a."""
+    return - t_b (a bound: at most this late), 'lower' = return - t_a.
+    A target clamped to the end of the WAL is left out ('at_end'): such a
+    wait may have begun after replay had finished, and would count the
+    time since then as lateness."""
     import bisect
     lsns = [lsn for _, lsn in trace]
     times = [t for t, _ in trace]
-    up, lo, failed, unmatched = [], [], 0, 0
+    up, lo, failed, unmatched, at_end = [], [], 0, 0, 0
     for ok, t_ret, target in waits:
         if not ok:
             failed += 1
             continue
         T = lsn_int(target)
+        if T >= lsn_int(end):
+            at_end += 1
+            continue
         i = bisect.bisect_left(lsns, T)
         if i == 0 or i >= len(lsns):
             unmatched += 1     # passed before the trace began, or never seen by it
@@ -655,7 +661,8 @@ def lateness(waits, trace):
         t = t_ret.timestamp()
         up.append((t - times[i - 1]) * 1e3)
         lo.append((t - times[i]) * 1e3)
-    return {"upper_ms": up, "lower_ms": lo, "failed": failed, "unmatched": unmatched}
+    return {"upper_ms": up, "lower_ms": lo, "failed": failed, "unmatched": unmatched,
+            "at_end": at_end}
 
 
 # ================================================================ the benchmark
@@ -779,7 +786,7 @@ def summarize(res):
                        "share_net_pct": 100 * net * rec_all / tpn / 1e9 / cpu}
     res["replay_measure_summary"] = meas
 
-    late = {"upper_ms": [], "lower_ms": [], "failed": 0, "unmatched": 0, "gaps_p99": []}
+    late = {"upper_ms": [], "lower_ms": [], "failed": 0, "unmatched": 0, "at_end": 0, "gaps_p99": []}
     for a in res["replay_rounds"].get("woken", {}).get("rr", []) + res.get("stress_extra", []):
         lt = a.get("lateness")
         if not lt:
@@ -788,9 +795,10 @@ def summarize(res):
         late["lower_ms"] += lt["lower_ms"]
         late["failed"] += lt["failed"]
         late["unmatched"] += lt["unmatched"]
+        late["at_end"] += lt.get("at_end", 0)
         late["gaps_p99"].append(a["trace_gap_us"].get("p99"))
     res["stress"] = {"n": len(late["upper_ms"]), "failed": late["failed"],
-                     "unmatched": late["unmatched"],
+                     "unmatched": late["unmatched"], "at_end": late["at_end"],
                      "upper": bench.summary(late["upper_ms"]), "lower": bench.summary(late["lower_ms"]),
                      "over_2ms": sum(1 for x in late["upper_ms"] if x > 2),
                      "over_5ms": sum(1 for x in late["upper_ms"] if x > 5),
@@ -897,7 +905,9 @@ def report(res, info, env):
         lines += ["", "## Stress: short waits during heavy replay", "",
                   f"The rr replays of the woken state (the rounds' and {CFG['stress_replays']} more): "
                   f"{st['n']} waits that returned true "
-                  f"({st['failed']} returned false, {st['unmatched']} not placed by the trace). "
+                  f"({st['failed']} returned false, {st['unmatched']} not placed by the trace, "
+                  f"{st.get('at_end', 0)} left out because their target was the end of the WAL: "
+                  "such a wait may begin after replay has finished). "
                   "Each wait's target is the replay position + "
                   f"{CFG['delta']} bytes when it starts. A server-side sampler records "
                   "`pg_last_wal_replay_lsn()` with `clock_timestamp()` about every millisecond (it "
