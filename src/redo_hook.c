@@ -26,12 +26,13 @@
  *	  has been reached, one atomic exchange and one SetLatch(), never the
  *	  waiter lock.
  *	  Commit and abort records also store the primary time they prove
- *	  (staleness.c), inline: one store, to a line only the startup
- *	  process writes; heartbeats, rare, go through heartbeat.c.  By the time the original redo routine returns,
- *	  the record's effects are visible to new snapshots (a commit record has
- *	  updated the commit log and the known-assigned xids), although the
- *	  core's own replay position is advanced only after we return; the
- *	  position we publish when waking a waiter covers that gap.
+ *	  (staleness.c), inline: one store of a field only the startup process
+ *	  writes; heartbeats, rare, go through heartbeat.c.  By the time the
+ *	  original redo routine returns, the record's effects are visible to
+ *	  new snapshots (a commit record has updated the commit log and the
+ *	  known-assigned xids), although the core's own replay position is
+ *	  advanced only after we return; the position we publish when a waiter
+ *	  is to be woken covers that gap.
  *
  * Copyright (c) 2026, rr_router developers
  *

@@ -122,8 +122,8 @@ typedef struct RRShared
 
 	/*
 	 * The smallest target in 'waiters', or PG_UINT64_MAX when it is empty:
-	 * lets the startup process skip the lock while nobody waits for what it
-	 * just replayed.  Written only under 'lock'.
+	 * the startup process compares every replayed record's end with it.
+	 * Written only under 'lock'.
 	 */
 	pg_atomic_uint64 min_waited_lsn;
 
@@ -136,8 +136,8 @@ typedef struct RRShared
 
 	/*
 	 * Set by the startup process when replay reaches min_waited_lsn (1), and
-	 * cleared by whoever then pops the waiters replay has satisfied (0);
-	 * while it is set, the startup process signals nobody.  wait.c's NOTES
+	 * cleared by every rr_wake_waiters() pass before it looks at the queue
+	 * (0); while it is set, the startup process signals nobody.  wait.c's NOTES
 	 * say why no wake-up is lost.
 	 */
 	pg_atomic_uint32 wake_pending;

@@ -50,11 +50,15 @@
  *	  startup process read that head, not H.  A record whose exchange found
  *	  wake_pending already set is covered by the exchange that set it: the
  *	  clear that follows comes after both and sees E.  In every case some
- *	  process pops the waiters E satisfies.  A process that dies between
- *	  taking a waiter out and rule 1 can only do so through proc_exit,
- *	  whose cleanup removes it from the queue and runs rule 1, or through a
- *	  crash, which resets shared memory.  As a backstop the worker also runs
- *	  rr_wake_waiters() every RR_CONFLICT_CHECK_MS while anyone waits.
+ *	  process pops the waiters E satisfies.  Nothing between releasing the
+ *	  lock and the exchange of rule 1 can raise an error or exit (setting
+ *	  latches cannot), so rule 1 is never skipped.  head_procno and
+ *	  min_waited_lsn are two stores, not ordered for a reader on every
+ *	  architecture: a head read older than the min is a waiter that was
+ *	  taken out (covered above) or none at all, in which case the startup
+ *	  process clears wake_pending again and the next record retries.  As a
+ *	  backstop the worker also runs rr_wake_waiters() every
+ *	  RR_CONFLICT_CHECK_MS once a waiter has slept RR_FIRST_SLEEP_MS.
  *
  *	  The per-record comparison has no barrier, so a waiter that has just
  *	  entered the queue can be missed, but only for one record and for at
@@ -131,9 +135,10 @@
 #include "wait.h"
 
 /*
- * Longest single sleep: a backstop only.  Waiters are woken by the startup
- * process when replay reaches them and by the worker for everything else
- * (kill switch, promotion, recovery conflicts).
+ * Longest single sleep: a backstop only.  Waiters are woken when replay
+ * reaches them (by the head waiter the startup process signals, see NOTES)
+ * and by the worker for everything else (kill switch, promotion, recovery
+ * conflicts).
  */
 #define RR_MAX_SLEEP_MS			10000
 
@@ -356,6 +361,15 @@ rr_wake_replayed(XLogRecPtr end)
 
 		if (head != PG_UINT32_MAX)
 			SetLatch(&RR_PROC_BY_NUMBER(head)->procLatch);
+		else
+		{
+			/*
+			 * The queue emptied after min_waited_lsn was read: nobody took
+			 * the hand-over, so let the next record that reaches a waiter
+			 * hand it over again (only this process sets the flag).
+			 */
+			pg_atomic_write_u32(&rr_shared->wake_pending, 0);
+		}
 	}
 }
 
@@ -404,11 +418,12 @@ rr_check_replay_blocked(bool in_recovery)
 
 /*
  * Has replay certainly passed 'target'?  The redo hook's position is read
- * first: it is one atomic load, and it covers every waiter the startup
- * process woke.  The core's position, which takes the spinlock the startup
- * process takes after every record, is consulted only when the hook's
- * falls short -- for a waiter checking before it sleeps, usually, since
- * the hook publishes its position only when it wakes someone.
+ * first: it is one atomic load, and it covers every waiter woken for a
+ * replayed record.  The core's position, which takes the spinlock the
+ * startup process takes after every record, is consulted only when the
+ * hook's falls short -- for a waiter checking before it sleeps, usually,
+ * since the hook publishes its position only for records that reach
+ * min_waited_lsn.
  */
 static bool
 replayed_past(XLogRecPtr target)

@@ -12,7 +12,7 @@
  * With rr_router.http_port set it also serves the HTTP endpoint (http.c)
  * while it sleeps.  It is also the
  * waiters' safety net: it wakes waiters whose target has been replayed (the
- * startup process normally has done so already), wakes every waiter when the
+ * waiters normally have done so already), wakes every waiter when the
  * kill switch goes off, the server is promoted, replay moves to a new
  * timeline (which may have lost the writes token waiters wait for) or
  * replay is held up by a recovery conflict (checked every
