@@ -33,9 +33,13 @@ our @EXPORT = qw(
 # Default settings for every node.  The framework's 10 connections are too
 # few for background waiters; autovacuum is off so an idle primary makes no
 # WAL that could hide a stall.
+# wal_keep_size: a backup's checkpoint may otherwise recycle the segment a
+# replica's walsender is still reading (seen under load in 001: the
+# replica then never reconnects, having no slot).
 my $base_conf = qq(
 max_connections = 40
 autovacuum = off
+wal_keep_size = '256MB'
 );
 
 # Create and start a primary.  Options: preload (default 1) puts rr_router
