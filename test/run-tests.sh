@@ -167,6 +167,8 @@ run_here()
 			UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=0:log_path=$WORK/sanitizer/ubsan"
 			PG_TEST_TIMEOUT_DEFAULT=360
 		)
+		# The build runs the instrumented pg_config, as root.
+		export "${SAN_ENV[@]}"
 	fi
 
 	say "build and install (as root): $("$PG_CONFIG" --version)"
@@ -195,7 +197,7 @@ run_here()
 	fi
 
 	if [ "$rc" -eq 0 ] && ! sanitizer_clean; then
-		say "FAILED: sanitizer reports above"
+		say "FAILED: sanitizer reports or server-log alarms above"
 		exit 1
 	fi
 
@@ -228,6 +230,8 @@ run_here()
 		fi
 	fi
 
+	# A sanitizer report often explains the failure: show them here too.
+	sanitizer_clean || say "sanitizer reports or server-log alarms above"
 	say "FAILED: pg_regress and/or TAP tests failed (exit $rc)"
 	exit 1
 }
@@ -269,7 +273,14 @@ as_test_user()
 		"$@"
 }
 
-# Print every sanitizer report of the run; false if there was one.
+# What the instrumented server (built with assertions and memory-context
+# checking) writes to its log when an extension breaks its rules: a failed
+# Assert, a write past the end of a palloc'd chunk (ASan does not see those:
+# palloc carves chunks out of large malloc'd blocks) or a leaked resource.
+SERVER_LOG_ALARMS='TRAP: |write past chunk end|problem in alloc set|reference leak|refcount leak'
+
+# Print every sanitizer report of the run and, on the instrumented server,
+# every alarm in the servers' logs; false if there was one.
 sanitizer_clean()
 {
 	local f found=0
@@ -278,6 +289,13 @@ sanitizer_clean()
 		found=1
 		print_file "$f" 200
 	done < <(find "$WORK/sanitizer" -type f 2>/dev/null | sort)
+	if [ "$SANITIZE" = address ]; then
+		while IFS= read -r f; do
+			found=1
+			printf '\n----- %s (alarms) -----\n' "${f#"$TREE"/}"
+			grep -n -E "$SERVER_LOG_ALARMS" "$f" | head -n 50
+		done < <(grep -l -r -E "$SERVER_LOG_ALARMS" "$TREE/log" "$TREE/tmp_check/log" 2>/dev/null | sort)
+	fi
 	[ "$found" -eq 0 ]
 }
 
@@ -340,6 +358,7 @@ counts()
 	tap=$(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$log" | tail -n 1 || true)
 	grep -q 'regress/pg_regress --inputdir' "$log" || reg=${reg:-not run}
 	grep -q 'prove ' "$log" || tap=${tap:-not run}
+	case $tap in Files=*) tap="$tap, $(grep -cE '^test/t/[^ ]+\.pl \.+ skipped:' "$log" || true) files skipped" ;; esac
 	printf 'pg_regress: %s; TAP: %s' "${reg:-did not finish}" "${tap:-did not finish}"
 }
 
