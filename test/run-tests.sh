@@ -145,7 +145,8 @@ run_here()
 	tar -C "$SRCDIR" --exclude=./.git -cf - . | tar -C "$TREE" -xf -
 
 	# Sanitizers: reports go to files under $WORK/sanitizer (the servers'
-	# stderr is their log, which tests read), checked after the run.
+	# stderr is their log, which tests read), checked after the run; with
+	# RR_SANITIZE=address the servers' logs are searched for reports too.
 	BUILD_ARGS=(WERROR=1)
 	SAN_ENV=()
 	if [ "$SANITIZE" = 1 ]; then
@@ -273,11 +274,13 @@ as_test_user()
 		"$@"
 }
 
-# What the instrumented server (built with assertions and memory-context
-# checking) writes to its log when an extension breaks its rules: a failed
-# Assert, a write past the end of a palloc'd chunk (ASan does not see those:
-# palloc carves chunks out of large malloc'd blocks) or a leaked resource.
-SERVER_LOG_ALARMS='TRAP: |write past chunk end|problem in alloc set|reference leak|refcount leak'
+# What the instrumented server writes to its log when an extension breaks
+# its rules: a sanitizer report (a server process writes its reports to
+# stderr, its log, whatever log_path says: seen with Debian 12's gcc 12),
+# a failed Assert, a write past the end of a palloc'd chunk (ASan does not
+# see those: palloc carves chunks out of large malloc'd blocks; the
+# memory-context checks of --enable-cassert do) or a leaked resource.
+SERVER_LOG_ALARMS='ERROR: AddressSanitizer|ERROR: LeakSanitizer|Sanitizer:DEADLYSIGNAL|: runtime error: |TRAP: |write past chunk end|problem in alloc set|reference leak|refcount leak'
 
 # Print every sanitizer report of the run and, on the instrumented server,
 # every alarm in the servers' logs; false if there was one.
