@@ -18,7 +18,7 @@
 #     stack depth check) are set by test/run-tests.sh.
 #
 #     A later run with the same PostgreSQL version, compiler and flags
-#     reuses the installation (a build takes about 15 minutes on 2 cores);
+#     reuses the installation (a build takes about 7 minutes on 2 cores);
 #     RR_ASAN_REBUILD=1 builds it again.  Prints the path of the
 #     installation's pg_config on stdout; everything else goes to stderr.
 #
@@ -130,7 +130,7 @@ if [ "${RR_ASAN_REBUILD:-0}" = 1 ] || [ "$(cat "$BUILD/.rr_router-configure" 2>/
 	echo "$KEY" >"$BUILD/.rr_router-configure"
 fi
 
-say "building PostgreSQL $VERSION with ASan and UBSan (make -j$JOBS; about 15 minutes on 2 cores)"
+say "building PostgreSQL $VERSION with ASan and UBSan (make -j$JOBS; about 7 minutes on 2 cores)"
 rm -f "$PREFIX/.rr_router-build"
 (cd "$BUILD" && nice -n 10 make -s -j"$JOBS" >build.log 2>&1 && make -s install >>build.log 2>&1) ||
 	{ tail -n 40 "$BUILD/build.log" >&2; die "the build failed (see $BUILD/build.log)"; }
