@@ -13,6 +13,12 @@
 #   make SANITIZE=1                 build with UndefinedBehaviorSanitizer
 #                                   (RR_SANITIZE=1 bash test/run-tests.sh
 #                                   runs the whole suite on such a build)
+#   make PG_CONFIG=/var/cache/rr_router/asan/pg15/bin/pg_config
+#                                   build against a PostgreSQL built with
+#                                   AddressSanitizer and UBSan, taking its
+#                                   flags (RR_SANITIZE=address bash
+#                                   test/run-tests.sh builds that server
+#                                   and runs the whole suite on it)
 
 MODULE_big = rr_router
 OBJS = \
@@ -59,8 +65,9 @@ endif
 
 # UndefinedBehaviorSanitizer on our code (the server is Debian's, not
 # instrumented).  Its runtime needs no preloading, unlike AddressSanitizer's,
-# which deadlocks Debian 12's server at startup (bindtextdomain); ASan
-# covers the HTTP parser through test/fuzz instead.
+# which deadlocks Debian 12's server at startup (bindtextdomain); for ASan,
+# test/asan/build-pg.sh builds a server with it, whose pg_config passes
+# its flags to this build.
 ifeq ($(SANITIZE),1)
 PG_CFLAGS += -fsanitize=undefined -fno-omit-frame-pointer -g
 SHLIB_LINK += -fsanitize=undefined

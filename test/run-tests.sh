@@ -38,6 +38,15 @@
 #                       (test/fuzz/run.sh, RR_FUZZ_SECONDS, default 45)
 #     RR_SANITIZE=1     build with "make SANITIZE=1" (UndefinedBehaviorSanitizer
 #                       on rr_router's code); any sanitizer report fails the run
+#     RR_SANITIZE=address
+#                       AddressSanitizer and UndefinedBehaviorSanitizer on the
+#                       server and rr_router alike: test/asan/build-pg.sh
+#                       builds PostgreSQL 15 from source with both (cached in
+#                       /var/cache/rr_router/asan for later runs), rr_router
+#                       is built with its flags and the suite runs on it.
+#                       15 only; the package, chaos and fuzz runs, which test
+#                       Debian's server, are off unless asked for.  Any
+#                       sanitizer report fails the run.
 #
 # The tests run in a scratch copy of the tree owned by "postgres", so the
 # checkout itself is left untouched.  On failure the script prints
@@ -53,7 +62,14 @@ SRCDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$SRCDIR/test/pg-versions.sh"
 
 TEST_USER=postgres
-TIMEOUT=${RR_TEST_TIMEOUT:-1200}
+SANITIZE=${RR_SANITIZE:-0}
+case $SANITIZE in 0 | 1 | address) ;; *) echo "run-tests: RR_SANITIZE must be 0, 1 or address" >&2; exit 2 ;; esac
+# Instrumented, the server and its tools run about twice as slowly.
+if [ "$SANITIZE" = address ]; then
+	TIMEOUT=${RR_TEST_TIMEOUT:-3600}
+else
+	TIMEOUT=${RR_TEST_TIMEOUT:-1200}
+fi
 
 say() { printf '=== %s\n' "$*"; }
 die() { printf 'run-tests: %s\n' "$*" >&2; exit 2; }
@@ -73,6 +89,14 @@ while [ $# -gt 0 ]; do
 	esac
 done
 [ -n "$pg_opt" ] && VERSIONS=$pg_opt
+if [ "$SANITIZE" = address ]; then
+	# One instrumented server, built here: 15, this machine's version.
+	VERSIONS=$(echo "${VERSIONS:-15}" | tr ',' ' ' | xargs)
+	[ "$VERSIONS" = 15 ] || die "RR_SANITIZE=address runs PostgreSQL 15 only (it builds that server from source)"
+	RR_PACKAGE_TEST=${RR_PACKAGE_TEST:-0}
+	RR_CHAOS=${RR_CHAOS:-0}
+	RR_FUZZ=${RR_FUZZ:-0}
+fi
 VERSIONS=$(echo "${VERSIONS:-$RR_PG_ALL_VERSIONS}" | tr ',' ' ' | xargs)
 for v in $VERSIONS; do
 	rr_pg_known "$v" || die "PostgreSQL $v is not tested (tested: $RR_PG_ALL_VERSIONS; 16 has no Debian package)"
@@ -103,6 +127,9 @@ run_here()
 	fi
 	rm -f "$deps_log"
 	id "$TEST_USER" >/dev/null 2>&1 || die "user \"$TEST_USER\" does not exist (the postgresql-$PG_VERSION package creates it)"
+	if [ "$SANITIZE" = address ]; then
+		PG_CONFIG=$(bash "$SRCDIR/test/asan/build-pg.sh") || die "could not build PostgreSQL with AddressSanitizer"
+	fi
 	[ -x "$PG_CONFIG" ] || die "$PG_CONFIG is missing"
 
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/rr_router-test.XXXXXX")
@@ -118,13 +145,31 @@ run_here()
 	tar -C "$SRCDIR" --exclude=./.git -cf - . | tar -C "$TREE" -xf -
 
 	# Sanitizers: reports go to files under $WORK/sanitizer (the servers'
-	# stderr is their log, which tests read), checked after the run.
+	# stderr is their log, which tests read), checked after the run; with
+	# RR_SANITIZE=address the servers' logs are searched for reports too.
 	BUILD_ARGS=(WERROR=1)
 	SAN_ENV=()
-	if [ "${RR_SANITIZE:-0}" = 1 ]; then
+	if [ "$SANITIZE" = 1 ]; then
 		BUILD_ARGS+=(SANITIZE=1)
 		mkdir -p "$WORK/sanitizer"
 		SAN_ENV=(UBSAN_OPTIONS="print_stacktrace=1:log_path=$WORK/sanitizer/ubsan")
+	elif [ "$SANITIZE" = address ]; then
+		# The sanitizer flags come with the server's CFLAGS (pg_config).
+		# As PostgreSQL's CI: no leak check (the postmaster frees nothing at
+		# exit, by design) and no fake stacks for use-after-return (they
+		# defeat the server's stack depth check).  libfaketime
+		# (014_clock_step) is preloaded ahead of ASan's runtime, which
+		# is harmless but refused by default.  An ASan report ends the
+		# process; a UBSan one is logged and the process goes on, so one
+		# run shows them all.
+		mkdir -p "$WORK/sanitizer"
+		SAN_ENV=(
+			ASAN_OPTIONS="detect_leaks=0:detect_stack_use_after_return=0:verify_asan_link_order=0:print_stacktrace=1:log_path=$WORK/sanitizer/asan"
+			UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=0:log_path=$WORK/sanitizer/ubsan"
+			PG_TEST_TIMEOUT_DEFAULT=360
+		)
+		# The build runs the instrumented pg_config, as root.
+		export "${SAN_ENV[@]}"
 	fi
 
 	say "build and install (as root): $("$PG_CONFIG" --version)"
@@ -153,7 +198,7 @@ run_here()
 	fi
 
 	if [ "$rc" -eq 0 ] && ! sanitizer_clean; then
-		say "FAILED: sanitizer reports above"
+		say "FAILED: sanitizer reports or server-log alarms above"
 		exit 1
 	fi
 
@@ -186,6 +231,8 @@ run_here()
 		fi
 	fi
 
+	# A sanitizer report often explains the failure: show them here too.
+	sanitizer_clean || say "sanitizer reports or server-log alarms above"
 	say "FAILED: pg_regress and/or TAP tests failed (exit $rc)"
 	exit 1
 }
@@ -227,15 +274,31 @@ as_test_user()
 		"$@"
 }
 
-# Print every sanitizer report of the run; false if there was one.
+# What the instrumented server writes to its log when an extension breaks
+# its rules: a sanitizer report (a server process writes its reports to
+# stderr, its log, whatever log_path says: seen with Debian 12's gcc 12),
+# a failed Assert, a write past the end of a palloc'd chunk (ASan does not
+# see those: palloc carves chunks out of large malloc'd blocks; the
+# memory-context checks of --enable-cassert do) or a leaked resource.
+SERVER_LOG_ALARMS='ERROR: AddressSanitizer|ERROR: LeakSanitizer|Sanitizer:DEADLYSIGNAL|: runtime error: |TRAP: |write past chunk end|problem in alloc set|reference leak|refcount leak'
+
+# Print every sanitizer report of the run and, on the instrumented server,
+# every alarm in the servers' logs; false if there was one.
 sanitizer_clean()
 {
 	local f found=0
-	[ "${RR_SANITIZE:-0}" = 1 ] || return 0
+	[ "$SANITIZE" != 0 ] || return 0
 	while IFS= read -r f; do
 		found=1
 		print_file "$f" 200
 	done < <(find "$WORK/sanitizer" -type f 2>/dev/null | sort)
+	if [ "$SANITIZE" = address ]; then
+		while IFS= read -r f; do
+			found=1
+			printf '\n----- %s (alarms) -----\n' "${f#"$TREE"/}"
+			grep -n -E "$SERVER_LOG_ALARMS" "$f" | head -n 50
+		done < <(grep -l -r -E "$SERVER_LOG_ALARMS" "$TREE/log" "$TREE/tmp_check/log" 2>/dev/null | sort)
+	fi
 	[ "$found" -eq 0 ]
 }
 
@@ -298,6 +361,7 @@ counts()
 	tap=$(grep -oE 'Files=[0-9]+, Tests=[0-9]+' "$log" | tail -n 1 || true)
 	grep -q 'regress/pg_regress --inputdir' "$log" || reg=${reg:-not run}
 	grep -q 'prove ' "$log" || tap=${tap:-not run}
+	case $tap in Files=*) tap="$tap, $(grep -cE '^test/t/[^ ]+\.pl \.+ skipped:' "$log" || true) files skipped" ;; esac
 	printf 'pg_regress: %s; TAP: %s' "${reg:-did not finish}" "${tap:-did not finish}"
 }
 
@@ -317,6 +381,10 @@ run_version()
 		pkg=$(dpkg-query -W -f='${Version}' "postgresql-$v" 2>/dev/null || true)
 		[ "$rc" -eq 3 ] && rc=1		# the host's own packages: a failure, not a skip
 		NOTE[$v]="postgresql-$v ${pkg:-?} (this machine)"
+		if [ "$SANITIZE" = address ]; then
+			pkg=$(sed -n 's/^PostgreSQL \([^;]*\);.*/\1/p' "${RR_ASAN_DIR:-/var/cache/rr_router/asan}/pg15/.rr_router-build" 2>/dev/null || true)
+			NOTE[$v]="PostgreSQL ${pkg:-?} built with ASan and UBSan (this machine)"
+		fi
 	else
 		say "PostgreSQL $v: in a Debian $(rr_pg_suites "$v" | sed 's/ /+/') chroot"
 		set +e
