@@ -1002,6 +1002,8 @@ class Chaos(threading.Thread):
             ctx.stats.inc('fault_skipped_' + kind)
             log('fault %s on %s not applied: %s' % (kind, label, str(e).strip()[:300]))
             if kind == 'promote':
+                # the topology may be left broken: the run proves nothing more
+                ctx.stats.inc('driver_errors')
                 log(traceback.format_exc())
 
     def sleep(self, dur):
@@ -1135,7 +1137,8 @@ class Chaos(threading.Thread):
                 self.rebuild(n, new, upstream[n], 'rewind')
                 how[n] = 'rewound'
             elif n.upstream is not upstream[n]:
-                n.sql('ALTER SYSTEM SET primary_conninfo = %s', (upstream[n].primary_conninfo(),))
+                # ALTER SYSTEM takes no parameters; the conninfo has no quotes
+                n.sql("ALTER SYSTEM SET primary_conninfo = '%s'" % upstream[n].primary_conninfo())
                 n.sql('SELECT pg_reload_conf()')
                 how[n] = 're-pointed'
             else:
