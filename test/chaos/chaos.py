@@ -336,6 +336,14 @@ def build_cluster(args):
     if r.returncode != 0:
         raise RuntimeError('primary did not start: ' + r.stdout)
     p.sql('CREATE EXTENSION rr_router')
+    # the sweeps (sweep_tokens) judge many tokens in one statement
+    p.sql("""CREATE FUNCTION chaos_token_verdict(tok text) RETURNS text
+               LANGUAGE plpgsql AS $$
+               BEGIN
+                   RETURN rr_wait_for_token(tok, 0)::text;
+               EXCEPTION WHEN SQLSTATE 'RR001' THEN
+                   RETURN 'RR001';
+               END $$""")
     p.sql('CREATE TABLE ryw(w int, seq bigint, at timestamptz DEFAULT clock_timestamp(), '
           'PRIMARY KEY (w, seq))')
     p.sql('CREATE TABLE progress(w int PRIMARY KEY, seq bigint NOT NULL)')
@@ -433,6 +441,12 @@ class GroundTruth:
             kept = [q for q in self.tokens[w] if q <= newest_kept]
             survivor = (max(kept), self.tokens[w][max(kept)]) if kept else None
         return out, survivor
+
+    def survivors(self, w, newest_kept, n):
+        """The newest n surviving writes of w with a token: [(seq, token)]."""
+        with self.lock:
+            kept = sorted(q for q in self.tokens[w] if q <= newest_kept)[-n:]
+            return [(q, self.tokens[w][q]) for q in kept]
 
     def lost_before(self, w, seq, t):
         """Whether (w, seq) was lost by a failover that began before t."""
@@ -1092,18 +1106,23 @@ class Chaos(threading.Thread):
 
         # ground truth: what the new primary has of each writer
         n_lost = 0
+        sweep = []
         for w in range(len(ctx.gt.seqs)):
             kept = new.sql('SELECT coalesce(max(seq), 0) FROM ryw WHERE w = %s', (w,))[0][0]
             gone, survivor = ctx.gt.mark_lost(w, kept, t_fail)
             n_lost += len(gone)
+            sweep += [(w, seq, tok, True) for seq, tok in gone if tok is not None]
+            sweep += [(w, seq, tok, False) for seq, tok in ctx.gt.survivors(w, kept, 50)]
+            liar = ctx.args.checker_self_test_failover
             with ctx.wlock:
-                for seq, tok in gone[-20:]:
+                for i, (seq, tok) in enumerate(gone[-20:]):
                     if tok is not None:
-                        ctx.old_tokens.append({'w': w, 'seq': seq, 'token': tok, 'lost': True,
+                        ctx.old_tokens.append({'w': w, 'seq': seq, 'token': tok,
+                                               'lost': not (liar and i == 0),
                                                'new_tli': new_tli})
                 if survivor is not None:
                     ctx.old_tokens.append({'w': w, 'seq': survivor[0], 'token': survivor[1],
-                                           'lost': False, 'new_tli': new_tli})
+                                           'lost': liar, 'new_tli': new_tli})
                 del ctx.old_tokens[:-400]
             if gone:
                 log('writer %d: kept up to seq %d, lost seq %d..%d (%d writes)'
@@ -1160,6 +1179,8 @@ class Chaos(threading.Thread):
         ctx.by_name = dict(roles)
         ctx.primary = new
         ctx.replicas = [roles['replica1'], roles['replica2'], roles['cascade']]
+        ctx.lost_tokens += [e for e in sweep if e[3]]
+        sweep_tokens(ctx, sweep, 'after the promotion to timeline %d' % new_tli)
         with ctx.gate:
             ctx.primary_for_writes = new
             ctx.gate.notify_all()
@@ -1401,6 +1422,7 @@ class Ctx:
         self.promo_lock = threading.Lock()      # a promotion or a checkpoint
         self.old_tokens = []                    # tokens from before a failover
         self.failovers = []
+        self.lost_tokens = []                   # (w, seq, token, True) of every lost write
         self.deferred = []                      # answers judged after failovers settle
 
     def elapsed(self):
@@ -1464,13 +1486,47 @@ def checkpoint(ctx, chaos, clients, prev, final=False):
         chaos.wait_idle(300)
     with ctx.promo_lock:          # not in the middle of a promotion
         ctx.judge_deferred()
-        return checkpoint_locked(ctx, chaos, prev)
+        return checkpoint_locked(ctx, chaos, prev, final)
 
 
-def checkpoint_locked(ctx, chaos, prev):
+def sweep_tokens(ctx, entries, why):
+    """Every node, all on the newest timeline, judges every token in
+    entries ((w, seq, token, lost)) without waiting: a lost write must get
+    RR001 everywhere; a surviving one never, and true on the primary."""
+    st = ctx.stats
+    if not entries:
+        return
+    for node in [ctx.primary] + ctx.replicas:
+        try:
+            rows = node.sql('SELECT chaos_token_verdict(t) FROM unnest(%s::text[]) '
+                            'WITH ORDINALITY AS u(t, i) ORDER BY i',
+                            ([e[2] for e in entries],), retries=10)
+        except psycopg.Error as e:
+            st.inc('sweep_errors')
+            log('sweep on %s failed: %s' % (node.label, e))
+            continue
+        bad = 0
+        for (w, seq, tok, lost), (verdict,) in zip(entries, rows):
+            ctx.count_wait(node, 'failed' if verdict == 'RR001' else 'answered')
+            st.inc('sweep_%s_%s' % ('lost' if lost else 'survivor',
+                                    'rr001' if verdict == 'RR001' else verdict))
+            if lost and verdict != 'RR001' or not lost and (
+                    verdict == 'RR001' or (node is ctx.primary and verdict != 'true')):
+                bad += 1
+                if bad <= 5:
+                    st.violation('sweep_lost_token' if lost else 'sweep_surviving_token',
+                                 '%s %s: rr_wait_for_token(%s, 0) gave %s for row (%d, %d), '
+                                 '%s' % (node.label, why, tok, verdict, w, seq,
+                                         'lost' if lost else 'not lost'))
+        log('sweep %s on %s: %d tokens, %d wrong' % (why, node.label, len(entries), bad))
+
+
+def checkpoint_locked(ctx, chaos, prev, final=False):
     st = ctx.stats
     chaos.release_all()
     st.inc('checkpoints')
+    if final:
+        sweep_tokens(ctx, ctx.lost_tokens, 'at the end')
     cur = {}
     for node in [ctx.primary] + ctx.replicas:
         try:
@@ -1558,6 +1614,10 @@ def main():
     ap.add_argument('--checker-self-test', type=float, default=0.0, metavar='S',
                     help='judge staleness answers as if they were S seconds smaller '
                     '(a lie the checker must catch: expect violations)')
+    ap.add_argument('--checker-self-test-failover', action='store_true',
+                    help='after each promotion, file the newest surviving write of each '
+                    'token client as lost and one of its lost writes as surviving (a lie '
+                    'the token checks must catch: expect violations)')
     ap.add_argument('--schedule-only', action='store_true',
                     help='print the schedule for the seed and exit')
     ap.add_argument('--keep', action='store_true', help='leave the servers running')
