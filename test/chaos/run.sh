@@ -13,7 +13,8 @@
 #
 # The seed is printed first; the same seed gives the same fault schedule
 # and the same client choices (timing still varies).  Options after these
-# go to chaos.py (e.g. --fault-rate, --ryw-clients, -v).
+# go to chaos.py (e.g. --fault-rate, --promote-every, --token, --ryw-clients,
+# -v).
 #
 # Environment:
 #     RR_CHAOS_SEED     seed when --seed is not given (default: random)
