@@ -365,6 +365,16 @@ counts()
 	printf 'pg_regress: %s; TAP: %s' "${reg:-did not finish}" "${tap:-did not finish}"
 }
 
+# Version $1 was skipped: its reason is the last "SKIP: " line of log $2.
+mark_skipped()
+{
+	local v=$1 reason
+	reason=$(sed -n 's/^SKIP: //p' "$2" | tail -n 1)
+	STATUS[$v]=SKIPPED
+	NOTE[$v]=${reason:-the Debian archive cannot provide its packages}
+	printf '\n!!!!!!!! SKIPPED pg%s: %s\n\n' "$v" "${NOTE[$v]}"
+}
+
 # Run version $1, streaming its output and keeping a copy of it.
 run_version()
 {
@@ -394,10 +404,7 @@ run_version()
 		cat "$RESULTS/pg$v.chroot.log"
 		build_secs=$(($(date +%s) - start))
 		if [ "$rc" -eq 3 ]; then
-			reason=$(sed -n 's/^SKIP: //p' "$RESULTS/pg$v.chroot.log" | tail -n 1)
-			STATUS[$v]=SKIPPED
-			NOTE[$v]=${reason:-the Debian archive cannot provide its packages}
-			printf '\n!!!!!!!! SKIPPED pg%s: %s\n\n' "$v" "${NOTE[$v]}"
+			mark_skipped "$v" "$RESULTS/pg$v.chroot.log"
 			return 0
 		elif [ "$rc" -ne 0 ]; then
 			STATUS[$v]=FAILED
@@ -418,10 +425,7 @@ run_version()
 		pkg=$(sed -n "s/^postgresql-$v //p" "$root/.rr_router-chroot")
 		NOTE[$v]="postgresql-$v ${pkg:-?} (chroot ready in $(secs "$build_secs"))"
 		if [ "$rc" -eq 3 ]; then
-			reason=$(sed -n 's/^SKIP: //p' "$log" | tail -n 1)
-			STATUS[$v]=SKIPPED
-			NOTE[$v]=${reason:-the Debian archive cannot provide its packages}
-			printf '\n!!!!!!!! SKIPPED pg%s: %s\n\n' "$v" "${NOTE[$v]}"
+			mark_skipped "$v" "$log"
 			return 0
 		fi
 		[ "$rc" -eq 0 ] || echo "run-tests: paths above are inside the chroot $root"
