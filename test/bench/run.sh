@@ -69,6 +69,18 @@ fi
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The benchmark's knobs (QUICK, BENCH_*) in KNOBS, to pass through the
+# clean environment the benchmark runs in.
+bench_knobs() {
+	KNOBS=()
+	local name
+	while IFS='=' read -r name _; do
+		case $name in
+		QUICK | BENCH_*) KNOBS+=("$name=${!name}") ;;
+		esac
+	done < <(env)
+}
+
 q() {
 	local port=$1
 	shift
@@ -151,13 +163,8 @@ run_replay() {
 	say "replay benchmark (as $RUN_USER; data in $WORK)"
 	mkdir "$WORK/out"
 	[ "$(id -u)" -ne 0 ] || chown -R "$RUN_USER:" "$WORK"
-	local passenv=()
-	while IFS='=' read -r name _; do
-		case $name in
-		QUICK | BENCH_*) passenv+=("$name=${!name}") ;;
-		esac
-	done < <(env)
-	(cd "$WORK" && as_user "${passenv[@]}" "$PYTHON" "$BENCH_DIR/replay.py" \
+	bench_knobs
+	(cd "$WORK" && as_user "${KNOBS[@]}" "$PYTHON" "$BENCH_DIR/replay.py" \
 		--bindir "$PG_BINDIR" "${measure[@]}" --port "${BENCH_REPLAY_PORT:-25432}" \
 		--source-version "$SOURCE_VERSION" --workdir "$WORK" --out "$WORK/out")
 	mkdir -p "$OUT"
@@ -278,21 +285,15 @@ main() {
 	say "benchmark (as $RUN_USER)"
 	mkdir "$WORK/out"
 	[ "$(id -u)" -ne 0 ] || chown "$RUN_USER:" "$WORK/out"
-	# Pass the benchmark's knobs through the clean environment.
-	local passenv=()
-	while IFS='=' read -r name _; do
-		case $name in
-		QUICK | BENCH_*) passenv+=("$name=${!name}") ;;
-		esac
-	done < <(env)
-	(cd "$WORK" && as_user "${passenv[@]}" "$PYTHON" "$BENCH_DIR/bench.py" \
+	bench_knobs
+	(cd "$WORK" && as_user "${KNOBS[@]}" "$PYTHON" "$BENCH_DIR/bench.py" \
 		--primary "host=127.0.0.1 port=$PRIMARY_PORT user=postgres dbname=postgres" \
 		--replica "host=127.0.0.1 port=$REPLICA_PORT user=postgres dbname=postgres" \
 		--pgbench "$PG_BINDIR/pgbench" \
 		--replica-log "$WORK/replica.log" \
 		--source-version "$SOURCE_VERSION" \
 		--workdir "$WORK" --out "$WORK/out" \
-		--command "${passenv[*]:+${passenv[*]} }bash test/bench/run.sh")
+		--command "${KNOBS[*]:+${KNOBS[*]} }bash test/bench/run.sh")
 
 	mkdir -p "$OUT"
 	cp "$WORK"/out/* "$OUT"/
