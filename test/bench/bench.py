@@ -1965,13 +1965,17 @@ def report_goals(res):
 
 # ================================================================ main
 
-def environment(srv, args):
-    cpu = "?"
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, or "?"."""
     with open("/proc/cpuinfo") as f:
         for line in f:
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def environment(srv, args):
+    cpu = cpu_model()
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
     return {

@@ -999,12 +999,7 @@ def main():
             cl.stop(f"{args.workdir}/copy_{v}")
     res["duration_s"] = time.monotonic() - t_start
 
-    cpu = "?"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = bench.cpu_model()
     env = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
            "machine": f"{os.cpu_count()} CPUs, {cpu}, Linux {os.uname().release}",
            "server": info["server"], "rr_router": args.source_version,
