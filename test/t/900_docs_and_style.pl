@@ -18,15 +18,7 @@ use Test::More;
 
 my $top = dirname(__FILE__) . '/../..';
 
-sub slurp
-{
-	my ($path) = @_;
-	open my $fh, '<', $path or die "cannot open $path: $!";
-	local $/;
-	return <$fh>;
-}
-
-my $readme = slurp("$top/README.md");
+my $readme = slurp_file("$top/README.md");
 my @lines = split /\n/, $readme;
 
 # --- the README's tables ---------------------------------------------------
@@ -146,7 +138,7 @@ $node->stop;
 
 for my $file (glob("$top/src/*.c"))
 {
-	my $src = slurp($file);
+	my $src = slurp_file($file);
 	my $short = $file =~ s{.*/}{}r;
 
 	while ($src =~ /\bereport\(\s*(\w+)\s*,(.*?)\)\s*\)\s*;/gs)
@@ -184,7 +176,7 @@ for my $file (glob("$top/src/*.c"))
 
 for my $file (glob("$top/src/*.c"), glob("$top/src/*.h"))
 {
-	my $src = slurp($file);
+	my $src = slurp_file($file);
 	my $short = $file =~ s{.*/}{}r;
 	my ($first) = $src =~ /^#include\s+(\S+)/m;
 

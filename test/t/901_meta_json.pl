@@ -14,19 +14,12 @@ use warnings FATAL => 'all';
 
 use File::Basename qw(dirname);
 use JSON::PP;
+use PostgreSQL::Test::Utils;
 use Test::More;
 
 my $top = dirname(__FILE__) . '/../..';
 
-sub slurp
-{
-	my ($path) = @_;
-	open my $fh, '<', $path or die "cannot open $path: $!";
-	local $/;
-	return <$fh>;
-}
-
-my $meta = eval { JSON::PP->new->relaxed(0)->decode(slurp("$top/META.json")) };
+my $meta = eval { JSON::PP->new->relaxed(0)->decode(slurp_file("$top/META.json")) };
 ok($meta, 'META.json is JSON') or diag $@;
 $meta //= {};
 
@@ -136,7 +129,7 @@ for my $ext (sort keys %{ ref $p eq 'HASH' ? $p : {} })
 # --- versions follow the control file ----------------------------------------
 
 my ($default_version) =
-  slurp("$top/rr_router.control") =~ /^default_version\s*=\s*'([^']+)'/m;
+  slurp_file("$top/rr_router.control") =~ /^default_version\s*=\s*'([^']+)'/m;
 ok(defined $default_version, "rr_router.control has a default_version");
 $default_version //= '';
 # '1.1' is SemVer '1.1.0'.
@@ -149,11 +142,11 @@ is($p->{rr_router}{version}, $want,
 ok(ref $p eq 'HASH' && exists $p->{rr_router},
 	'META.json provides the extension rr_router.control names');
 
-my ($deb_version) = slurp("$top/debian/changelog") =~ /^rr-router \(([^)]+)\)/;
+my ($deb_version) = slurp_file("$top/debian/changelog") =~ /^rr-router \(([^)]+)\)/;
 is(($deb_version // '') =~ s/-[^-]+$//r, $want,
 	"debian/changelog's newest entry is the same release");
 
-ok(slurp("$top/README.md") =~ /^## Install.*?dpkg-buildpackage/ms,
+ok(slurp_file("$top/README.md") =~ /^## Install.*?dpkg-buildpackage/ms,
 	'the README says how to build the Debian package');
 
 done_testing();
