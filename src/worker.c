@@ -323,9 +323,7 @@ rr_worker_main(Datum main_arg)
 			if (sample.in_recovery && sample.timeline != last_timeline &&
 				last_timeline != 0)
 				rr_wake_waiters(InvalidXLogRecPtr, true);	/* new timeline */
-			else if (sample.in_recovery)
-				rr_wake_waiters(sample.replay_lsn, false);
-			else if (was_in_recovery)
+			else if (!sample.in_recovery && was_in_recovery)
 				rr_wake_waiters(InvalidXLogRecPtr, true);	/* promoted */
 			was_in_recovery = sample.in_recovery;
 			last_timeline = sample.timeline;
@@ -334,7 +332,10 @@ rr_worker_main(Datum main_arg)
 
 		watching = rr_check_replay_blocked(was_in_recovery);
 
-		/* backstop for the hand-over of wake-ups (wait.c's NOTES) */
+		/*
+		 * Waiters whose target has been replayed: the backstop for the
+		 * hand-over of wake-ups (wait.c's NOTES).
+		 */
 		if (was_in_recovery &&
 			pg_atomic_read_u64(&rr_shared->min_waited_lsn) != PG_UINT64_MAX)
 			rr_wake_waiters(rr_replayed_upto(), false);
