@@ -27,7 +27,8 @@
  *	    only written under 'lock'; 'wake_pending' is set by the startup
  *	    process and cleared by wakers (wait.c); 'worker_procno' is written
  *	    by the worker as it starts and exits; the wait counters are added to
- *	    by every waiter, the longest wait with a compare-and-swap loop.  All are read without a lock.
+ *	    by every waiter, the longest wait with a compare-and-swap loop.
+ *	    All are read without a lock.
  *
  * Copyright (c) 2026, rr_router developers
  *

@@ -137,8 +137,8 @@ typedef struct RRShared
 	/*
 	 * Set by the startup process when replay reaches min_waited_lsn (1), and
 	 * cleared by every rr_wake_waiters() pass before it looks at the queue
-	 * (0); while it is set, the startup process signals nobody.  wait.c's NOTES
-	 * say why no wake-up is lost.
+	 * (0); while it is set, the startup process signals nobody.  wait.c's
+	 * NOTES say why no wake-up is lost.
 	 */
 	pg_atomic_uint32 wake_pending;
 

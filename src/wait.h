@@ -56,9 +56,9 @@ extern void rr_wake_replayed(XLogRecPtr end);
 
 /*
  * Called by the startup process after replaying a record that ends at
- * 'end': has the waiters it satisfies woken.  Once per replayed record, so the
- * common path is one atomic read (see wait.c's NOTES for why that loses
- * no wake-up for longer than a waiter's first sleep).
+ * 'end': has the waiters it satisfies woken.  Once per replayed record, so
+ * the common path is one atomic read (see wait.c's NOTES for why that
+ * loses no wake-up for longer than a waiter's first sleep).
  */
 static inline void
 rr_note_replayed(XLogRecPtr end)
