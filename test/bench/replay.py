@@ -646,12 +646,13 @@ def lateness(waits, trace, end):
     lsns = [lsn for _, lsn in trace]
     times = [t for t, _ in trace]
     up, lo, failed, unmatched, at_end = [], [], 0, 0, 0
+    end_lsn = lsn_int(end)
     for ok, t_ret, target in waits:
         if not ok:
             failed += 1
             continue
         T = lsn_int(target)
-        if T >= lsn_int(end):
+        if T >= end_lsn:
             at_end += 1
             continue
         i = bisect.bisect_left(lsns, T)
