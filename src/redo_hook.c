@@ -24,7 +24,8 @@
  *	  routine and one atomic load compared with the record's end (see
  *	  wait.c's NOTES for why no barrier is needed); when a waiter's target
  *	  has been reached, one atomic exchange and one SetLatch(), never the
- *	  waiter lock.
+ *	  waiter lock -- and while replay catches up, at most one such
+ *	  hand-over per RR_DEFER_HANDOVER_US (wait.c).
  *	  Commit and abort records also store the primary time they prove
  *	  (staleness.c), inline: one store of a field only the startup process
  *	  writes; heartbeats, rare, go through heartbeat.c.  By the time the
@@ -115,9 +116,11 @@ m_report(int code, Datum arg)
 	elog(LOG, "rr_router redo measure: records=" UINT64_FORMAT " skipped=" UINT64_FORMAT
 		 " noted=" UINT64_FORMAT
 		 " hook_ticks=" UINT64_FORMAT " orig_ticks=" UINT64_FORMAT
-		 " empty_ticks=" UINT64_FORMAT " read_pair_ticks=%.2f ticks_per_ns=%.4f",
+		 " empty_ticks=" UINT64_FORMAT " read_pair_ticks=%.2f ticks_per_ns=%.4f"
+		 " handovers=" UINT64_FORMAT " deferred=" UINT64_FORMAT,
 		 m_records, m_skipped, m_noted, m_ours, m_orig, m_empty, pair / 1e6,
-		 (double) (t1 - t0) / ((b.tv_sec - a.tv_sec) * 1e9 + b.tv_nsec - a.tv_nsec));
+		 (double) (t1 - t0) / ((b.tv_sec - a.tv_sec) * 1e9 + b.tv_nsec - a.tv_nsec),
+		 rr_measure_handovers, rr_measure_deferred);
 }
 
 /*
@@ -202,7 +205,7 @@ after_redo(XLogReaderState *record, RmgrId rmid)
 		rr_note_primary_time(rr_record_primary_time(record));
 		pg_write_barrier();
 	}
-	rr_note_replayed(record->EndRecPtr);
+	rr_note_replayed(record);
 }
 
 /*

@@ -25,7 +25,8 @@
  *	    writer, the startup process; 'replay_blocked' and 'replica_reads'
  *	    have one writer, the worker; 'min_waited_lsn' and 'head_procno' are
  *	    only written under 'lock'; 'wake_pending' is set by the startup
- *	    process and cleared by wakers (wait.c); 'worker_procno' is written
+ *	    process and cleared by wakers (wait.c); 'spinning' is taken and
+ *	    given back by waiters with atomic operations; 'worker_procno' is written
  *	    by the worker as it starts and exits; the wait counters are added to
  *	    by every waiter, the longest wait with a compare-and-swap loop.
  *	    All are read without a lock.
@@ -91,6 +92,7 @@ rr_shmem_startup(void)
 		pg_atomic_init_u64(&rr_shared->min_waited_lsn, PG_UINT64_MAX);
 		pg_atomic_init_u32(&rr_shared->head_procno, PG_UINT32_MAX);
 		pg_atomic_init_u32(&rr_shared->wake_pending, 0);
+		pg_atomic_init_u32(&rr_shared->spinning, 0);
 		pg_atomic_init_u64(&rr_shared->as_of, 0);
 		pg_atomic_init_u32(&rr_shared->startup_procno, PG_UINT32_MAX);
 		pg_atomic_init_u32(&rr_shared->replay_blocked, 0);

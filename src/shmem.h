@@ -142,6 +142,12 @@ typedef struct RRShared
 	 */
 	pg_atomic_uint32 wake_pending;
 
+	/*
+	 * 1 while a waiter spins before its first sleep (wait.c), else 0: one
+	 * spinner at a time.
+	 */
+	pg_atomic_uint32 spinning;
+
 	/* The waiter queue, ordered by target, and its slots, under 'lock'. */
 	LWLock	   *lock;
 	pairingheap waiters;

@@ -30,6 +30,45 @@
  *	  where it costs replay nothing.  PostgreSQL 19's xlogwait.c has the
  *	  startup process do that work under its lock instead.
  *
+ *	  Deferred hand-overs.  A wake-up costs the process that sends it more
+ *	  than the system call: the backend it wakes has slept, the scheduler
+ *	  favours it, and on a small machine it often takes the sender's CPU.
+ *	  During a catch-up with many waiters that is one preemption of the
+ *	  startup process per waiter.  So while replay is catching up -- the
+ *	  record after this one is already decoded, which means replay goes on
+ *	  without waiting for WAL -- and no recovery_min_apply_delay holds
+ *	  records back, the startup process holds a hand-over back for up to
+ *	  RR_DEFER_HANDOVER_US (it reads the clock every RR_DEFER_CLOCK_RECORDS
+ *	  records, so a run of slow records can stretch that), and the waiters
+ *	  replay satisfies meanwhile are woken together, by one SetLatch() and
+ *	  the head's pass.  It never holds one back at a record after which
+ *	  replay may wait for WAL: a read-your-writes wait on a replica that
+ *	  keeps up is woken at once, or once replay has applied what was
+ *	  already decoded after its record.  With recovery_prefetch off (or no
+ *	  prefetching on the platform) nothing is decoded ahead and nothing is
+ *	  held back.  The position is published for every such record all the
+ *	  same, so any waker's pass serves the deferred waiters.  A deferral
+ *	  delays a wake-up and never loses one: it ends at a later record,
+ *	  whose hand-over publishes a position past every target the deferred
+ *	  ones reached, and the argument below applies to that record.  If
+ *	  replay stops first -- paused, at a recovery target, or waiting out a
+ *	  recovery conflict -- a waiter's own first sleep (RR_FIRST_SLEEP_MS),
+ *	  any other waiter's pass, or the worker's pass every
+ *	  RR_CONFLICT_CHECK_MS finds the position past their targets: a rare
+ *	  wake-up late by about that much.  Read-ahead stops at a shutdown
+ *	  checkpoint and at an end-of-recovery record, so the last record
+ *	  before promotion is never held back.
+
+ *	  Spinning before the first sleep.  On a replica that keeps up, a
+ *	  read-your-writes wait usually arrives before the WAL it waits for, a
+ *	  fraction of a millisecond before replay reaches it; waking from a
+ *	  sleep can take as long again.  A waiter in that position spins for up
+ *	  to RR_SPIN_US first, one waiter at a time (spin_before_sleep()).  It
+ *	  is already in the queue, so the hand-over reaches it as usual: the
+ *	  startup process's SetLatch() then only sets a flag it sees.  The spin
+ *	  changes no rule below: it is followed by an rr_wake_waiters() pass, as
+ *	  any wake-up is, and by a first sleep bounded as any first sleep.
+ *
  *	  Why the hand-over loses no wake-up.  Three rules: (1) every process
  *	  that takes a waiter out of the queue, after releasing the lock, runs
  *	  rr_wake_waiters(), which clears wake_pending with an atomic exchange,
@@ -62,19 +101,20 @@
  *
  *	  The per-record comparison has no barrier, so a waiter that has just
  *	  entered the queue can be missed, but only for one record and for at
- *	  most RR_FIRST_SLEEP_MS: a waiter publishes its target (queue insert,
- *	  then min_waited_lsn, released by the LWLock) and then reads the
- *	  replay position, which the core updates under its
+ *	  most RR_FIRST_SLEEP_MS (plus a spin): a waiter publishes its target
+ *	  (queue insert, then min_waited_lsn, released by the LWLock) and then
+ *	  reads the replay position, which the core updates under its
  *	  info_lck after every record.  If that read comes after the core's
  *	  update for record N, the waiter sees N replayed.  If it comes before,
  *	  the waiter's spinlock section precedes the core's for N, so the redo
  *	  hook of record N+1, which runs after the core's, reads the waiter's
- *	  min_waited_lsn and wakes it; only the hook of record N itself may have
- *	  read the old value.  When no record N+1 comes (an idle primary), the
- *	  waiter's own first sleep after entering the queue is bounded by
- *	  RR_FIRST_SLEEP_MS, after which it looks again.  PostgreSQL 19's redo
- *	  loop wakes WAIT FOR waiters after its info_lck section and needs no
- *	  such bound; a redo routine runs before that section.
+ *	  min_waited_lsn and wakes it (or defers, as above); only the hook of
+ *	  record N itself may have read the old value.  When no record N+1
+ *	  comes (an idle primary), the waiter's own first sleep after entering
+ *	  the queue is bounded by RR_FIRST_SLEEP_MS (after a spin of at most
+ *	  RR_SPIN_US), after which it looks again.  PostgreSQL 19's redo loop
+ *	  wakes WAIT FOR waiters after its info_lck section and needs no such
+ *	  bound; a redo routine runs before that section.
  *
  *	  The same ordering lets wakers skip the lock when min_waited_lsn says
  *	  nobody waits for what they wake: a waiter that enters the queue after
@@ -118,6 +158,7 @@
 #include "nodes/plannodes.h"
 #include "pgstat.h"
 #include "portability/instr_time.h"
+#include "replication/walreceiver.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
@@ -148,6 +189,23 @@
  * also alerts the worker.
  */
 #define RR_FIRST_SLEEP_MS		5
+
+/*
+ * How long the startup process may hold back a hand-over while it catches
+ * up (us), how many records go by between two looks at the clock, and how
+ * many at most.
+ */
+#define RR_DEFER_HANDOVER_US	500
+#define RR_DEFER_CLOCK_RECORDS	16
+#define RR_DEFER_MAX_RECORDS	4096
+
+/*
+ * A waiter whose WAL is about to arrive on a caught-up replica spins this
+ * long (us) before its first sleep: at most this much received WAL not yet
+ * replayed, and a target at most this far past the replay position.
+ */
+#define RR_SPIN_US				250
+#define RR_SPIN_BACKLOG_BYTES	(64 * 1024)
 
 /* Latches collected under the lock before setting them. */
 #define RR_WAKE_BATCH			16
@@ -339,28 +397,105 @@ rr_wake_waiters(XLogRecPtr replayed, bool all)
 	}
 }
 
+/* Microseconds since 'start' on the monotonic clock. */
+static int64
+usecs_since(instr_time start)
+{
+	instr_time	now;
+
+	INSTR_TIME_SET_CURRENT(now);
+	INSTR_TIME_SUBTRACT(now, start);
+	return (int64) INSTR_TIME_GET_MICROSEC(now);
+}
+
 /*
- * Startup process: replay of a record ending at 'end' has reached a
- * waiter's target (rr_note_replayed() checked): publish the position, then
- * hand the wake-up to the head waiter unless one is already pending.  No
- * lock is taken here (NOTES).
+ * Startup process: a deferred hand-over (see below) began at
+ * 'defer_started' and has let 'defer_records' records go by since.
+ */
+static bool defer_active = false;
+static uint32 defer_records;
+static instr_time defer_started;
+
+#ifdef RR_MEASURE_REDO
+/* "make RR_MEASURE_REDO=1" only: logged by redo_hook.c, see there */
+uint64		rr_measure_handovers = 0;
+uint64		rr_measure_deferred = 0;
+#define MEASURE_COUNT(c)	((c)++)
+#else
+#define MEASURE_COUNT(c)	((void) 0)
+#endif
+
+/*
+ * Startup process: may the hand-over for 'record' wait?  Only while replay
+ * is catching up -- the record after it is already decoded, so replay goes
+ * on without waiting for WAL -- and no apply delay holds records back, and
+ * then for at most RR_DEFER_HANDOVER_US (the clock is read every
+ * RR_DEFER_CLOCK_RECORDS records) and RR_DEFER_MAX_RECORDS records.
+ * Waiters replay satisfies meanwhile are woken together, by one SetLatch()
+ * instead of one each (NOTES).
+ *
+ * A deferral left behind when its waiters went away before it ended
+ * (nobody's target was reached any more) makes the next one end within
+ * RR_DEFER_CLOCK_RECORDS records: early, never late.
+ */
+static bool
+hand_over_can_wait(XLogReaderState *record)
+{
+	int64		elapsed;
+
+	if (record->record == NULL ||
+		record->decode_queue_tail == record->record ||
+		recovery_min_apply_delay > 0)
+		return false;
+	if (!defer_active)
+	{
+		defer_active = true;
+		defer_records = 0;
+		INSTR_TIME_SET_CURRENT(defer_started);
+		return true;
+	}
+	if (++defer_records % RR_DEFER_CLOCK_RECORDS != 0)
+		return true;
+	if (defer_records >= RR_DEFER_MAX_RECORDS)
+		return false;
+	elapsed = usecs_since(defer_started);
+	return elapsed >= 0 && elapsed < RR_DEFER_HANDOVER_US;
+}
+
+/*
+ * Startup process: replay of 'record' has reached a waiter's target
+ * (rr_note_replayed() checked).  Publish the position; then, unless the
+ * hand-over may wait, hand the wake-up to the head waiter unless one is
+ * already pending.  No lock is taken here (NOTES).
  */
 void
-rr_wake_replayed(XLogRecPtr end)
+rr_wake_replayed(XLogReaderState *record)
 {
 	/*
 	 * Whoever reads this position must also see the timeline the core set
 	 * (replayEndTLI) before replaying the record: a token wait judges the
-	 * position by that timeline's history (timeline.c).
+	 * position by that timeline's history (timeline.c).  Published even
+	 * when the hand-over waits, so that any waker's pass sees it.
 	 */
 	pg_write_barrier();
-	pg_atomic_write_u64(&rr_shared->replayed_lsn, end);
+	pg_atomic_write_u64(&rr_shared->replayed_lsn, record->EndRecPtr);
+
+	if (hand_over_can_wait(record))
+	{
+		MEASURE_COUNT(rr_measure_deferred);
+		return;
+	}
+	defer_active = false;
+
 	if (pg_atomic_exchange_u32(&rr_shared->wake_pending, 1) == 0)
 	{
 		uint32		head = pg_atomic_read_u32(&rr_shared->head_procno);
 
 		if (head != PG_UINT32_MAX)
+		{
+			MEASURE_COUNT(rr_measure_handovers);
 			SetLatch(&RR_PROC_BY_NUMBER(head)->procLatch);
+		}
 		else
 		{
 			/*
@@ -458,17 +593,6 @@ rr_normalize_target(XLogRecPtr target)
 		target % XLOG_BLCKSZ == SizeOfXLogShortPHD)
 		return target - SizeOfXLogShortPHD;
 	return target;
-}
-
-/* Microseconds since 'start' on the monotonic clock. */
-static int64
-usecs_since(instr_time start)
-{
-	instr_time	now;
-
-	INSTR_TIME_SET_CURRENT(now);
-	INSTR_TIME_SUBTRACT(now, start);
-	return (int64) INSTR_TIME_GET_MICROSEC(now);
 }
 
 /* Add one call's outcome and duration to the shared counters. */
@@ -644,6 +768,66 @@ rr_wait_timeout_arg(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
+ * Before its first sleep, spin for up to RR_SPIN_US while replay is about
+ * to pass 'target': the walreceiver is streaming, replay has applied all
+ * but RR_SPIN_BACKLOG_BYTES of what it received, and 'target' lies at most
+ * that far past the replay position -- a read-your-writes wait whose WAL
+ * is in flight.  Being on a CPU when replay gets there saves the wake-up
+ * from a sleep, which on some machines (virtual CPUs especially) takes
+ * longer than the rest of the wait.  One waiter spins at a time, so the
+ * CPU this burns is bounded; replay that is behind, a far target or
+ * another spinner means sleeping at once.  The spin ends early when the
+ * latch is set, which is how the startup process hands over a wake-up.
+ * Returns whether it spun.
+ */
+static bool
+spin_before_sleep(XLogRecPtr target)
+{
+	XLogRecPtr	replayed = rr_replayed_upto();
+	XLogRecPtr	received;
+	WalRcvState rcv_state;
+	instr_time	start;
+	uint32		zero = 0;
+
+	if (target - replayed > RR_SPIN_BACKLOG_BYTES ||
+		pg_atomic_read_u32(&rr_shared->spinning) != 0)
+		return false;
+
+	/* read directly: WalRcvStreaming() is the startup process's to call */
+	SpinLockAcquire(&WalRcv->mutex);
+	rcv_state = WalRcv->walRcvState;
+	received = WalRcv->flushedUpto;
+	SpinLockRelease(&WalRcv->mutex);
+	if (rcv_state != WALRCV_STREAMING ||
+		received > replayed + RR_SPIN_BACKLOG_BYTES)
+		return false;
+
+	if (!pg_atomic_compare_exchange_u32(&rr_shared->spinning, &zero, 1))
+		return false;
+
+	INSTR_TIME_SET_CURRENT(start);
+	for (int i = 1;; i++)
+	{
+		if (((volatile Latch *) MyLatch)->is_set || InterruptPending ||
+			pg_atomic_read_u64(&rr_shared->replayed_lsn) >= target)
+			break;
+		/* the clock every 64 turns, the core's position every 256 */
+		if (i % 64 == 0)
+		{
+			int64		spun = usecs_since(start);
+
+			if (spun < 0 || spun >= RR_SPIN_US)
+				break;
+			if (i % 256 == 0 && GetXLogReplayRecPtr(NULL) >= target)
+				break;
+		}
+		pg_spin_delay();
+	}
+	pg_atomic_write_u32(&rr_shared->spinning, 0);
+	return true;
+}
+
+/*
  * Wait until replay has passed spec->target (and spec->check, if any,
  * agrees), the timeout elapses or the kill switch is off.  The body of
  * every wait function: counts the call, sleeps in the queue, raises the
@@ -658,6 +842,8 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 	TimestampTz started_at;
 	volatile RRWaitState state;
 	volatile bool slept = false;
+	volatile bool spin_tried = false;
+	volatile bool spun = false;
 	volatile bool alerted = false;
 	volatile bool just_queued = true;
 
@@ -715,6 +901,18 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 					alerted = true;
 				}
 
+				if (!spin_tried)
+				{
+					spin_tried = true;
+					if (spin_before_sleep(spec->target))
+					{
+						spun = true;
+						/* as after any wake-up (NOTES, rule 2) */
+						rr_wake_waiters(InvalidXLogRecPtr, false);
+						continue;
+					}
+				}
+
 				/* round up: waking a little late beats waking twice */
 				left_ms = ((int64) spec->timeout_ms * 1000 -
 						   usecs_since(started) + 999) / 1000;
@@ -753,7 +951,7 @@ rr_wait_for_target(FunctionCallInfo fcinfo, const char *funcname,
 				 errhint("Read from the new primary.")));
 	}
 
-	if (!slept)
+	if (!slept && !spun)
 		count_wait(state == RR_STATE_EXPIRED ? RR_WAIT_TIMED_OUT : RR_WAIT_IMMEDIATE,
 				   started);
 	else

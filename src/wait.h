@@ -14,6 +14,7 @@
 #define RR_WAIT_H
 
 #include "access/xlogdefs.h"
+#include "access/xlogreader.h"
 #include "fmgr.h"
 #include "lib/pairingheap.h"
 
@@ -52,19 +53,26 @@ extern int	rr_wait_timeout_arg(FunctionCallInfo fcinfo, int argno);
 
 extern void rr_wait_queue_init(pairingheap *heap);
 
-extern void rr_wake_replayed(XLogRecPtr end);
+extern void rr_wake_replayed(XLogReaderState *record);
+
+#ifdef RR_MEASURE_REDO
+/* hand-overs (latches set) and records whose hand-over waited */
+extern uint64 rr_measure_handovers;
+extern uint64 rr_measure_deferred;
+#endif
 
 /*
- * Called by the startup process after replaying a record that ends at
- * 'end': has the waiters it satisfies woken.  Once per replayed record, so
- * the common path is one atomic read (see wait.c's NOTES for why that
- * loses no wake-up for longer than a waiter's first sleep).
+ * Called by the startup process after replaying 'record': has the waiters
+ * it satisfies woken.  Once per replayed record, so the common path is one
+ * atomic read (see wait.c's NOTES for why that loses no wake-up for longer
+ * than a waiter's first sleep).
  */
 static inline void
-rr_note_replayed(XLogRecPtr end)
+rr_note_replayed(XLogReaderState *record)
 {
-	if (unlikely(end >= pg_atomic_read_u64(&rr_shared->min_waited_lsn)))
-		rr_wake_replayed(end);
+	if (unlikely(record->EndRecPtr >=
+				 pg_atomic_read_u64(&rr_shared->min_waited_lsn)))
+		rr_wake_replayed(record);
 }
 
 /*

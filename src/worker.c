@@ -22,10 +22,12 @@
  * NOTES
  *	  The worker takes RRShared.mutex to publish a sample, the history lock
  *	  to append to the ring and RRShared.lock (through rr_wake_waiters) to
- *	  wake waiters; it never holds two at once.  It has no database connection and starts with the
- *	  postmaster, so it also runs during recovery.  If it dies, the
- *	  postmaster restarts it after RR_WORKER_RESTART_SECS; waiters do not
- *	  depend on it to be woken.
+ *	  wake waiters; it never holds two at once.  It has no database
+ *	  connection and starts with the postmaster, so it also runs during
+ *	  recovery.  If it dies, the postmaster restarts it after
+ *	  RR_WORKER_RESTART_SECS; waiters depend on it to be woken only when
+ *	  replay stops in the middle of a deferred hand-over with no other
+ *	  waiter looking (wait.c), and then sleep at most RR_MAX_SLEEP_MS.
  *
  * Copyright (c) 2026, rr_router developers
  *

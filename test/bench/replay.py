@@ -32,8 +32,9 @@ plain = nothing preloaded):
            reaches (plain: the same sessions connected and idle; a session
            sleeping in a statement would hold a snapshot).
   woken    16 sessions loop "target = replay position + 32 kB; wait for it"
-           in one message each (plain: the same messages with a 0.3 ms
-           pg_sleep in place of the wait), and a sampler session traces
+           in one message each, one every 3 ms per session (plain: the same
+           messages, waiting by polling the replay position with
+           pg_sleep(0.0003), which sleeps 1 ms), and a sampler session traces
            pg_last_wal_replay_lsn() every ~1 ms on the server's clock.  The
            rr side doubles as the stress test: how late each wait returned
            after replay passed its target.
@@ -63,6 +64,8 @@ Knobs (environment; QUICK=1 gives the second value):
   BENCH_REPLAY_PARKED        100         sessions parked
   BENCH_REPLAY_WOKEN         16          sessions looping in the woken state
   BENCH_REPLAY_DELTA         32768       their target: replay position + this
+  BENCH_REPLAY_WOKEN_PERIOD_MS 3         each session starts a wait every this
+                                         many ms (0: as soon as the last ended)
   BENCH_REPLAY_MEASURE_ROUNDS 2 / 1      replays per state with the measuring build
   BENCH_REPLAY_SCALE         1           pgbench scale (small: few full-page
                                          images, so many small records per MB)
@@ -100,6 +103,7 @@ CFG = {
     "woken": env_int("BENCH_REPLAY_WOKEN", 16, 16),
     "delta": env_int("BENCH_REPLAY_DELTA", 32768, 32768),
     "plain_sleep_s": float(os.environ.get("BENCH_REPLAY_PLAIN_SLEEP_S", "0.0003")),
+    "woken_period_ms": float(os.environ.get("BENCH_REPLAY_WOKEN_PERIOD_MS", "3")),
     "measure_rounds": env_int("BENCH_REPLAY_MEASURE_ROUNDS", 2, 1),
     "scale": env_int("BENCH_REPLAY_SCALE", 1, 1),
     "callgrind_mb": env_int("BENCH_REPLAY_CALLGRIND_MB", 40, 20),
@@ -120,7 +124,7 @@ REDO_DONE_RE = re.compile(r"redo done at \S+ system usage: CPU: user: ([0-9.]+) 
                           r"system: ([0-9.]+) s, elapsed: ([0-9.]+) s")
 MEASURE_RE = re.compile(r"rr_router redo measure: records=(\d+) skipped=(\d+) noted=(\d+) hook_ticks=(\d+) "
                         r"orig_ticks=(\d+) empty_ticks=(\d+) read_pair_ticks=([0-9.]+) "
-                        r"ticks_per_ns=([0-9.]+)")
+                        r"ticks_per_ns=([0-9.]+)(?: handovers=(\d+) deferred=(\d+))?")
 
 # Samples pg_last_wal_replay_lsn() on the server's clock about every
 # millisecond (pg_sleep() rounds up to 1 ms: the sampler sleeps rather than
@@ -473,9 +477,11 @@ def callgrind_replay(cl, info, args, variant, bindir=None):
 
 
 def measure_dict(m):
-    rec, skipped, noted, hook, orig, empty, pair, tpn = (float(x) for x in m.groups())
+    rec, skipped, noted, hook, orig, empty, pair, tpn, hand, defer = (
+        float(x) if x is not None else None for x in m.groups())
     return {"records": rec - skipped, "all_records": rec, "skipped": skipped, "noted": noted, "hook_ticks": hook, "orig_ticks": orig,
-            "empty_ticks": empty, "pair_ticks": pair, "ticks_per_ns": tpn}
+            "empty_ticks": empty, "pair_ticks": pair, "ticks_per_ns": tpn,
+            "handovers": hand, "deferred": defer}
 
 
 async def replay_gated(cl, info, args, variant, state, bindir=None):
@@ -543,14 +549,29 @@ async def replay_gated(cl, info, args, variant, state, bindir=None):
                 msg = (settarget + "SELECT rr_wait_for_lsn(current_setting('bench.t')::pg_lsn, 5000); "
                        "SELECT clock_timestamp(), current_setting('bench.t')")
             else:
-                msg = (settarget + f"SELECT pg_sleep({CFG['plain_sleep_s']}); "
+                # the same read-your-writes loop without rr_router: poll
+                # the replay position, sleeping in between
+                msg = (settarget + "DO $$BEGIN WHILE pg_last_wal_replay_lsn() < "
+                       "current_setting('bench.t')::pg_lsn LOOP "
+                       f"PERFORM pg_sleep({CFG['plain_sleep_s']}); END LOOP; END$$; "
                        "SELECT clock_timestamp(), current_setting('bench.t')")
 
+            period = CFG["woken_period_ms"] / 1000
+
             async def loop(c):
+                # paced: both variants start the same number of waits per
+                # second, so their sessions load the machine alike
+                nxt = time.monotonic() + random.random() * period
                 while not stop.is_set():
+                    if period:
+                        now = time.monotonic()
+                        if nxt > now:
+                            await asyncio.sleep(nxt - now)
+                        nxt = max(nxt + period, now)
                     try:
                         cur = await c.execute(msg)
-                        r = await bench.results(cur)
+                        if variant != "plain":
+                            r = await bench.results(cur)
                     except psycopg.Error:
                         loops["errors"] += 1
                         return
@@ -785,6 +806,10 @@ def summarize(res):
                        "startup_cpu_ns_per_record": cpu * 1e9 / rec_all,
                        "share_raw_pct": 100 * hook / rec * rec_all / tpn / 1e9 / cpu,
                        "share_net_pct": 100 * net * rec_all / tpn / 1e9 / cpu}
+        if all(m.get("handovers") is not None for m in ms):
+            meas[state]["handovers"] = sum(m["handovers"] for m in ms) / len(ms)
+            meas[state]["deferred"] = sum(m["deferred"] for m in ms) / len(ms)
+            meas[state]["waits"] = sum(r.get("rr_waits", 0) for r in rows) / len(ms)
     res["replay_measure_summary"] = meas
 
     late = {"upper_ms": [], "lower_ms": [], "failed": 0, "unmatched": 0, "at_end": 0, "gaps_p99": []}
@@ -849,8 +874,9 @@ def report(res, info, env):
         lines += ["", f"Woken state: {w['waits_rr']} waits by {CFG['woken']} sessions during the rr "
                       f"replays ({w['waits_rr'] / w['rr_elapsed']:.0f}/s of replay; the startup "
                       f"process woke {w['rr_woken']:.0f} sleeping waiters), {w['waits_plain']} "
-                      f"loops with `pg_sleep({CFG['plain_sleep_s']})` in their place during the plain "
-                      "replays."]
+                      f"waits polling with `pg_sleep({CFG['plain_sleep_s']})` in their place during "
+                      f"the plain replays; each session starts one every {CFG['woken_period_ms']:g} ms "
+                      "(or as soon as its last ended)."]
     m = res.get("replay_measure_summary")
     if m:
         lines += ["", "## The hook's own cost per record", "",
@@ -875,6 +901,13 @@ def report(res, info, env):
                                "hook ns/record (net)", "redo routine ns/record",
                                "startup CPU ns/record", "hook share of startup CPU (net)",
                                "(raw, an upper bound)"], rows))
+        hand = [(state, o) for state, o in m.items() if o.get("handovers") is not None and o.get("waits")]
+        if hand:
+            lines += ["", "Hand-overs by the startup process (latches it set) in the same replays: " +
+                      "; ".join(f"{STATE_LABELS[state]}: {o['handovers']:.0f} per replay for "
+                                f"{o['waits']:.0f} waits ({o['waits'] / max(o['handovers'], 1):.1f} "
+                                f"waits per hand-over), {o['deferred']:.0f} records whose hand-over "
+                                "waited" for state, o in hand) + "."]
     cg = res.get("callgrind")
     if cg and cg["rr"].get("redo_loop") and cg["plain"].get("redo_loop"):
         rr, pl = cg["rr"], cg["plain"]
