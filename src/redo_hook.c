@@ -24,8 +24,9 @@
  *	  routine and one atomic load compared with the record's end (see
  *	  wait.c's NOTES for why no barrier is needed); when a waiter's target
  *	  has been reached, one atomic exchange and one SetLatch(), never the
- *	  waiter lock -- and while replay catches up, at most one such
- *	  hand-over per RR_DEFER_HANDOVER_US (wait.c).
+ *	  waiter lock -- and while replay catches up, that hand-over may wait
+ *	  up to about RR_DEFER_HANDOVER_US, so that one serves several waiters
+ *	  (wait.c).
  *	  Commit and abort records also store the primary time they prove
  *	  (staleness.c), inline: one store of a field only the startup process
  *	  writes; heartbeats, rare, go through heartbeat.c.  By the time the

@@ -63,9 +63,9 @@ extern uint64 rr_measure_deferred;
 
 /*
  * Called by the startup process after replaying 'record': has the waiters
- * it satisfies woken.  Once per replayed record, so the common path is one
- * atomic read (see wait.c's NOTES for why that loses no wake-up for longer
- * than a waiter's first sleep).
+ * it satisfies woken, at once or, while replay catches up, a little later.
+ * Once per replayed record, so the common path is one atomic read (wait.c's
+ * NOTES say why no wake-up is lost and how late one can be).
  */
 static inline void
 rr_note_replayed(XLogReaderState *record)

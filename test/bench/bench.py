@@ -682,7 +682,7 @@ def report_ryw(res):
                          f"{fmt(ratio(a['p50'], c['p50']))}, p99 {fmt(ratio(a['p99'], c['p99']))}")
     lines += [
               f"- rr_wait_for_lsn calls during this section (rr_status): {cnt['waits']:.0f}, of which "
-              f"slept and were woken {cnt['woken']:.0f}, answered at once {cnt['immediate']:.0f}, "
+              f"waited (slept or spun) and were woken {cnt['woken']:.0f}, answered at once {cnt['immediate']:.0f}, "
               f"timed out {cnt['timed_out']:.0f}; server-side mean {cnt['time_total_ms'] / max(cnt['waits'], 1):.3f} ms."]
     sl = res["ryw"]["actual_sleep_ms"]
     if sl:

@@ -872,8 +872,8 @@ def report(res, info, env):
     w = s.get("woken")
     if w:
         lines += ["", f"Woken state: {w['waits_rr']} waits by {CFG['woken']} sessions during the rr "
-                      f"replays ({w['waits_rr'] / w['rr_elapsed']:.0f}/s of replay; the startup "
-                      f"process woke {w['rr_woken']:.0f} sleeping waiters), {w['waits_plain']} "
+                      f"replays ({w['waits_rr'] / w['rr_elapsed']:.0f}/s of replay; {w['rr_woken']:.0f} "
+                      f"of them counted woken: they slept or spun), {w['waits_plain']} "
                       f"waits polling with `pg_sleep({CFG['plain_sleep_s']})` in their place during "
                       f"the plain replays; each session starts one every {CFG['woken_period_ms']:g} ms "
                       "(or as soon as its last ended)."]
