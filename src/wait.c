@@ -58,7 +58,7 @@
  *	  wake-up late by about that much.  Read-ahead stops at a shutdown
  *	  checkpoint and at an end-of-recovery record, so the last record
  *	  before promotion is never held back.
-
+ *
  *	  Spinning before the first sleep.  On a replica that keeps up, a
  *	  read-your-writes wait usually arrives before the WAL it waits for, a
  *	  fraction of a millisecond before replay reaches it; waking from a
