@@ -5,11 +5,12 @@
  *	  causality token, woken the moment it does.
  *
  * A waiting backend enters a queue in shared memory ordered by target LSN
- * and sleeps on its latch.  When replay reaches the smallest target, the
- * startup process (redo_hook.c) sets the latch of that one waiter, which
- * pops every waiter replay has satisfied and sets their latches; the worker
- * does the same as a safety net.  Nobody polls, and replay never waits for
- * the queue's lock.
+ * and sleeps on its latch.  When replay reaches the smallest target (or,
+ * while it catches up, shortly after), the startup process (redo_hook.c)
+ * sets the latch of that one waiter, which pops every waiter replay has
+ * satisfied and sets their latches; the worker does the same as a safety
+ * net.  No client polls (a waiter whose WAL is about to arrive spins
+ * briefly before it sleeps), and replay never waits for the queue's lock.
  *
  * NOTES
  *	  The queue and the RRWaiter slots are protected by RRShared.lock.  A
