@@ -72,21 +72,33 @@ sub start_waiters
 	return @w;
 }
 
+# Wait for the waiters at @idx until $deadline (epoch seconds): each must
+# have answered true and then read its row.  Returns how many did not.
+sub failed_waiters
+{
+	my ($w, $tokens, $deadline, @idx) = @_;
+	my $failed = 0;
+	for my $i (@idx)
+	{
+		my $left = $deadline - time();
+		my $r = bg_finish($w->[$i], $left > 0.1 ? $left : 0.1);
+		next if defined $r->{rc} && $r->{out} eq "t\n1";
+		$failed++;
+		diag "waiter $i (target $tokens->[$i]): rc "
+		  . ($r->{rc} // 'killed')
+		  . " out '$r->{out}' err '$r->{err}'";
+	}
+	return $failed;
+}
+
 # 1. The whole backlog replayed at once: everyone is woken and sees its row.
 pause_replay($replica);
 my $n = 40;
 my @tokens = backlog($n, 500, 0);
 my @w = start_waiters(0, @tokens);
 resume_replay($replica);
-my $bad = 0;
-for my $i (0 .. $#w)
-{
-	my $r = bg_finish($w[$i], 120);
-	$bad++ unless defined $r->{rc} && $r->{out} eq "t\n1";
-	diag "waiter $i: rc " . ($r->{rc} // 'killed') . " out '$r->{out}' err '$r->{err}'"
-	  unless defined $r->{rc} && $r->{out} eq "t\n1";
-}
-is($bad, 0, "all $n waiters returned true and saw their row after the catch-up");
+is(failed_waiters(\@w, \@tokens, time() + 120, 0 .. $#w),
+	0, "all $n waiters returned true and saw their row after the catch-up");
 ok(wait_waiters($replica, 0), 'nobody is left in rr_waiters');
 
 # 2. Replay paused in the middle of the catch-up: the waiters it has passed
@@ -109,18 +121,8 @@ note sprintf('replay paused at %s, past %d of %d targets',
 # pass within milliseconds; 5 s keeps a loaded machine out of it but not
 # the 10 s backstop sleep, which would mean nobody woke them.
 my %passed = map { $_ => 1 } @passed;
-my $done_ok = 1;
-my $deadline = time() + 5;
-for my $i (@passed)
-{
-	my $left = $deadline - time();
-	my $r = bg_finish($w[$i], $left > 0.1 ? $left : 0.1);
-	next if defined $r->{rc} && $r->{out} eq "t\n1";
-	$done_ok = 0;
-	diag "waiter $i (target $tokens[$i]): rc " . ($r->{rc} // 'killed')
-	  . " out '$r->{out}' err '$r->{err}'";
-}
-ok($done_ok,
+is(failed_waiters(\@w, \@tokens, time() + 5, @passed),
+	0,
 	'every waiter whose target was replayed before the pause returned true within 5 s and saw its row');
 is($replica->safe_psql('postgres', 'SELECT pg_last_wal_replay_lsn()'),
 	$at, '... while replay stayed paused');
@@ -131,15 +133,8 @@ is( $replica->safe_psql('postgres', 'SELECT count(*) FROM rr_waiters'),
 	'... and rr_waiters lists exactly them');
 
 resume_replay($replica);
-$bad = 0;
-for my $i (grep { !$passed{$_} } 0 .. $#w)
-{
-	my $r = bg_finish($w[$i], 120);
-	next if defined $r->{rc} && $r->{out} eq "t\n1";
-	$bad++;
-	diag "waiter $i: rc " . ($r->{rc} // 'killed') . " out '$r->{out}' err '$r->{err}'";
-}
-is($bad, 0, 'after the resume the others returned true and saw their rows');
+is(failed_waiters(\@w, \@tokens, time() + 120, grep { !$passed{$_} } 0 .. $#w),
+	0, 'after the resume the others returned true and saw their rows');
 
 $replica->stop;
 $primary->stop;
